@@ -1,0 +1,237 @@
+//! Identifiers: caller-supplied ids for providers and patients, UUIDv7 for
+//! appointments and events.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// Why a caller-supplied id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The id was empty or longer than 64 characters.
+    #[error("must be 1 to 64 characters long")]
+    Length,
+    /// The id held a character outside `[A-Za-z0-9_-]`.
+    #[error("may only contain letters, digits, '_' and '-'")]
+    Characters,
+    /// The text was not a UUID of version 7.
+    #[error("must be a UUIDv7")]
+    NotUuidV7,
+}
+
+fn check_external_id(s: &str) -> Result<(), IdError> {
+    if s.is_empty() || s.len() > 64 {
+        return Err(IdError::Length);
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(IdError::Characters);
+    }
+    Ok(())
+}
+
+macro_rules! external_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses an id matching `^[A-Za-z0-9_-]{1,64}$`.
+            ///
+            /// # Errors
+            /// [`IdError::Length`] or [`IdError::Characters`].
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                check_external_id(s)?;
+                Ok(Self(s.to_owned()))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+external_id!(
+    /// A provider's id, chosen by the caller: `[A-Za-z0-9_-]{1,64}`.
+    ProviderId
+);
+external_id!(
+    /// A patient's id, chosen by the caller: `[A-Za-z0-9_-]{1,64}`.
+    PatientId
+);
+
+macro_rules! uuid_v7_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A new id: UUIDv7, so ids sort by creation time.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// Parses the hyphenated text form of a UUIDv7.
+            ///
+            /// # Errors
+            /// [`IdError::NotUuidV7`] for anything else.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                let u = Uuid::try_parse(s).map_err(|_| IdError::NotUuidV7)?;
+                Self::from_uuid(u)
+            }
+
+            /// Wraps a UUID read back from storage.
+            ///
+            /// # Errors
+            /// [`IdError::NotUuidV7`] when it is not of version 7.
+            pub fn from_uuid(u: Uuid) -> Result<Self, IdError> {
+                if u.get_version_num() == 7 {
+                    Ok(Self(u))
+                } else {
+                    Err(IdError::NotUuidV7)
+                }
+            }
+
+            /// The UUID inside.
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0.hyphenated(), f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&self.0.hyphenated())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+uuid_v7_id!(
+    /// An appointment's id (UUIDv7, generated by Cita).
+    AppointmentId
+);
+uuid_v7_id!(
+    /// An event's id (UUIDv7): consumers use it to drop repeats.
+    EventId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ids_follow_the_api_pattern() {
+        assert!(ProviderId::parse("ana_torres-1").is_ok());
+        assert_eq!(ProviderId::parse(""), Err(IdError::Length));
+        assert_eq!(ProviderId::parse(&"a".repeat(65)), Err(IdError::Length));
+        assert!(PatientId::parse(&"a".repeat(64)).is_ok());
+        assert_eq!(PatientId::parse("a b"), Err(IdError::Characters));
+        assert_eq!(PatientId::parse("ñ"), Err(IdError::Characters));
+    }
+
+    #[test]
+    fn appointment_ids_are_v7_and_round_trip() {
+        let id = AppointmentId::new();
+        assert_eq!(AppointmentId::parse(&id.to_string()), Ok(id));
+        assert_eq!(
+            AppointmentId::parse("67e55044-10b1-426f-9247-bb680e5fe0c8"),
+            Err(IdError::NotUuidV7)
+        );
+        assert_eq!(AppointmentId::parse("nope"), Err(IdError::NotUuidV7));
+    }
+}
+
+/// A record's version: 1 when created, + 1 for every client change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Version(u64);
+
+impl Version {
+    /// The version of a new record.
+    pub const FIRST: Version = Version(1);
+
+    /// A version read back from storage or a header.
+    ///
+    /// # Errors
+    /// [`VersionError`] for 0 (versions start at 1).
+    pub fn new(v: u64) -> Result<Self, VersionError> {
+        if v == 0 { Err(VersionError) } else { Ok(Self(v)) }
+    }
+
+    /// The next version.
+    #[must_use]
+    pub fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A version of 0 (versions start at 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("versions start at 1")]
+pub struct VersionError;

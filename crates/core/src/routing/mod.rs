@@ -1,0 +1,188 @@
+//! Countries: [`CountryCode`] and the [`CountryRouter`] that says which
+//! countries Cita serves and where each one's work goes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The officially assigned ISO 3166-1 alpha-2 codes.
+const ISO_3166_ALPHA2: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+/// Why a country code was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be an ISO 3166-1 alpha-2 code in upper case, such as PE or CL")]
+pub struct CountryCodeError;
+
+/// An ISO 3166-1 alpha-2 country code, upper case (`PE`, `CL`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CountryCode([u8; 2]);
+
+impl CountryCode {
+    /// Peru.
+    pub const PE: CountryCode = CountryCode(*b"PE");
+    /// Chile.
+    pub const CL: CountryCode = CountryCode(*b"CL");
+
+    /// Parses an assigned ISO 3166-1 alpha-2 code written in upper case.
+    ///
+    /// # Errors
+    /// [`CountryCodeError`] for anything else (lower case, unassigned, other lengths).
+    pub fn parse(s: &str) -> Result<Self, CountryCodeError> {
+        let b = s.as_bytes();
+        if b.len() != 2 || !b.iter().all(u8::is_ascii_uppercase) {
+            return Err(CountryCodeError);
+        }
+        if !ISO_3166_ALPHA2.split(' ').any(|c| c == s) {
+            return Err(CountryCodeError);
+        }
+        Ok(Self([b[0], b[1]]))
+    }
+
+    /// The code as text (`"PE"`).
+    pub fn as_str(&self) -> &str {
+        // Both bytes are ASCII upper-case letters by construction.
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+
+    /// The code in lower case (`"pe"`), as used in queue names and event sources.
+    pub fn lowercase(&self) -> String {
+        self.as_str().to_ascii_lowercase()
+    }
+}
+
+impl fmt::Debug for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CountryCode({})", self.as_str())
+    }
+}
+
+impl fmt::Display for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CountryCode {
+    type Err = CountryCodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for CountryCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CountryCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where one served country's work goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountryRoute {
+    /// The country.
+    pub country: CountryCode,
+    /// The name of the queue that carries its appointment events
+    /// (`cita-appointments-pe` by default).
+    pub queue: String,
+}
+
+impl CountryRoute {
+    /// A route whose queue follows the default naming: `{prefix}appointments-{cc}`.
+    pub fn with_default_queue(country: CountryCode, prefix: &str) -> Self {
+        Self {
+            country,
+            queue: format!("{prefix}appointments-{}", country.lowercase()),
+        }
+    }
+}
+
+/// The country is not one Cita serves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("country {0} is not served")]
+pub struct CountryNotServed(pub CountryCode);
+
+/// Which countries are served and where each one's work goes. Built from
+/// configuration; an unserved country is an error, never a silent default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountryRouter {
+    routes: BTreeMap<CountryCode, CountryRoute>,
+}
+
+impl CountryRouter {
+    /// A router over exactly these routes (a later route for the same country wins).
+    pub fn new(routes: impl IntoIterator<Item = CountryRoute>) -> Self {
+        Self {
+            routes: routes.into_iter().map(|r| (r.country, r)).collect(),
+        }
+    }
+
+    /// A router serving `countries`, with queues named `{prefix}appointments-{cc}`.
+    pub fn for_countries(countries: impl IntoIterator<Item = CountryCode>, prefix: &str) -> Self {
+        Self::new(
+            countries
+                .into_iter()
+                .map(|c| CountryRoute::with_default_queue(c, prefix)),
+        )
+    }
+
+    /// The route of a served country.
+    ///
+    /// # Errors
+    /// [`CountryNotServed`] when the country has no route.
+    pub fn route(&self, country: CountryCode) -> Result<&CountryRoute, CountryNotServed> {
+        self.routes.get(&country).ok_or(CountryNotServed(country))
+    }
+
+    /// Whether the country is served.
+    pub fn serves(&self, country: CountryCode) -> bool {
+        self.routes.contains_key(&country)
+    }
+
+    /// The served countries, in code order.
+    pub fn countries(&self) -> impl Iterator<Item = CountryCode> + '_ {
+        self.routes.keys().copied()
+    }
+
+    /// Every route, in code order.
+    pub fn routes(&self) -> impl Iterator<Item = &CountryRoute> + '_ {
+        self.routes.values()
+    }
+}
+
+impl Default for CountryRouter {
+    /// PE and CL, with queues `cita-appointments-pe` and `cita-appointments-cl`.
+    fn default() -> Self {
+        Self::for_countries([CountryCode::PE, CountryCode::CL], "cita-")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_assigned_upper_case_codes_only() {
+        assert_eq!(CountryCode::parse("PE"), Ok(CountryCode::PE));
+        assert_eq!(CountryCode::parse("pe"), Err(CountryCodeError));
+        assert_eq!(CountryCode::parse("XX"), Err(CountryCodeError));
+        assert_eq!(CountryCode::parse("PER"), Err(CountryCodeError));
+        assert_eq!(ISO_3166_ALPHA2.split(' ').count(), 249);
+    }
+
+    #[test]
+    fn default_router_serves_pe_and_cl() {
+        let r = CountryRouter::default();
+        assert_eq!(r.route(CountryCode::PE).unwrap().queue, "cita-appointments-pe");
+        assert_eq!(r.route(CountryCode::CL).unwrap().queue, "cita-appointments-cl");
+        let ar = CountryCode::parse("AR").unwrap();
+        assert_eq!(r.route(ar), Err(CountryNotServed(ar)));
+    }
+}
