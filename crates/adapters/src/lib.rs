@@ -1,0 +1,15 @@
+//! Adapters for Cita's ports, one module per technology. Every heavy adapter
+//! sits behind a cargo feature; `memory` is always built.
+//!
+//! # Layout
+//!
+//! - [`clock`]: [`clock::SystemClock`] (tokio timers) and [`clock::ManualClock`] for tests.
+//! - [`memory`]: in-memory implementations of every port and an in-process
+//!   message bus with queues, acknowledgements and dead-letter queues.
+//! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
+//!   → confirmations) as workers with a `process_one` step, and a runner that
+//!   drives them until shutdown.
+
+pub mod clock;
+pub mod memory;
+pub mod pipeline;

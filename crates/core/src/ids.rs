@@ -210,7 +210,11 @@ impl Version {
     /// # Errors
     /// [`VersionError`] for 0 (versions start at 1).
     pub fn new(v: u64) -> Result<Self, VersionError> {
-        if v == 0 { Err(VersionError) } else { Ok(Self(v)) }
+        if v == 0 {
+            Err(VersionError)
+        } else {
+            Ok(Self(v))
+        }
     }
 
     /// The next version.

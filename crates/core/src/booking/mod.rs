@@ -7,20 +7,20 @@ mod ports;
 mod service;
 
 pub use errors::{
-    AvailabilityError, BookError, CancelError, ConfirmError, GetAppointmentError,
-    GetProviderError, ListError, RescheduleError, SetProviderError,
+    AvailabilityError, BookError, CancelError, ConfirmError, GetAppointmentError, GetProviderError,
+    ListError, RescheduleError, SetProviderError,
 };
 pub use models::{
     AlreadyCancelled, Appointment, AppointmentStatus, CancelReason, Confirmation, Notes,
     TextTooLong, UnknownStatus,
 };
-#[cfg(test)]
-pub use ports::{MockAppointmentStore, MockIdempotencyStore, MockSlotLock};
 pub use ports::{
     AppointmentQuery, AppointmentStore, AppointmentWriteError, BookRefusal, Fingerprint,
     IdempotencyKey, IdempotencyKeyError, IdempotencyRecord, IdempotencyState, IdempotencyStore,
     IdempotentOutcome, LockKey, LockToken, MissingOwner, Reservation, SlotLock,
 };
+#[cfg(test)]
+pub use ports::{MockAppointmentStore, MockIdempotencyStore, MockSlotLock};
 pub use service::{
     Availability, AvailabilityQuery, BookReply, BookRequest, BookingObserver, BookingService,
     BookingSettings, CancelOutcome, CancelRequest, ConfirmOutcome, Cursor, CursorError,

@@ -266,23 +266,36 @@ mod tests {
     fn confirmation_applies_only_to_the_current_pending_version() {
         let a = sample();
         let now = a.created_at;
-        let Confirmation::Applies(c) = a.confirm(Version::FIRST, now) else { panic!() };
+        let Confirmation::Applies(c) = a.confirm(Version::FIRST, now) else {
+            panic!()
+        };
         assert_eq!(c.status, AppointmentStatus::Confirmed);
         assert_eq!(c.version, Version::FIRST);
-        assert_eq!(c.confirm(Version::FIRST, now), Confirmation::AlreadyConfirmed);
+        assert_eq!(
+            c.confirm(Version::FIRST, now),
+            Confirmation::AlreadyConfirmed
+        );
         let moved = c.reschedule(a.start, a.end, a.buffer, now).unwrap();
         assert_eq!(moved.version.get(), 2);
         assert_eq!(moved.status, AppointmentStatus::Pending);
-        assert_eq!(moved.confirm(Version::FIRST, now), Confirmation::OtherVersion);
+        assert_eq!(
+            moved.confirm(Version::FIRST, now),
+            Confirmation::OtherVersion
+        );
     }
 
     #[test]
     fn cancelled_is_terminal() {
         let a = sample();
-        let c = a.cancel(Some(CancelReason::parse("ill").unwrap()), a.created_at).unwrap();
+        let c = a
+            .cancel(Some(CancelReason::parse("ill").unwrap()), a.created_at)
+            .unwrap();
         assert_eq!(c.version.get(), 2);
         assert_eq!(c.cancel(None, a.created_at), Err(AlreadyCancelled));
-        assert_eq!(c.reschedule(a.start, a.end, a.buffer, a.created_at), Err(AlreadyCancelled));
+        assert_eq!(
+            c.reschedule(a.start, a.end, a.buffer, a.created_at),
+            Err(AlreadyCancelled)
+        );
         assert_eq!(c.confirm(c.version, a.created_at), Confirmation::Cancelled);
     }
 

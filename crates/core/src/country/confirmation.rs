@@ -20,7 +20,10 @@ impl ConfirmationHandler {
     ///
     /// # Errors
     /// [`ConfirmError`]: the caller must not acknowledge the message.
-    pub async fn handle(&self, confirmation: &EventEnvelope) -> Result<ConfirmOutcome, ConfirmError> {
+    pub async fn handle(
+        &self,
+        confirmation: &EventEnvelope,
+    ) -> Result<ConfirmOutcome, ConfirmError> {
         if confirmation.event_type != EventType::Confirmed {
             return Ok(ConfirmOutcome::OtherVersion);
         }

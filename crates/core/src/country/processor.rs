@@ -113,4 +113,3 @@ impl CountryProcessor {
         Ok(outcome)
     }
 }
-

@@ -198,7 +198,11 @@ pub struct EventEnvelope {
 
 impl EventEnvelope {
     /// The event for an appointment at its current version.
-    pub fn for_appointment(event_type: EventType, appointment: &Appointment, at: Timestamp) -> Self {
+    pub fn for_appointment(
+        event_type: EventType,
+        appointment: &Appointment,
+        at: Timestamp,
+    ) -> Self {
         Self {
             event_id: EventId::new(),
             event_type,

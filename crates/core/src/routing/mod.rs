@@ -180,8 +180,14 @@ mod tests {
     #[test]
     fn default_router_serves_pe_and_cl() {
         let r = CountryRouter::default();
-        assert_eq!(r.route(CountryCode::PE).unwrap().queue, "cita-appointments-pe");
-        assert_eq!(r.route(CountryCode::CL).unwrap().queue, "cita-appointments-cl");
+        assert_eq!(
+            r.route(CountryCode::PE).unwrap().queue,
+            "cita-appointments-pe"
+        );
+        assert_eq!(
+            r.route(CountryCode::CL).unwrap().queue,
+            "cita-appointments-cl"
+        );
         let ar = CountryCode::parse("AR").unwrap();
         assert_eq!(r.route(ar), Err(CountryNotServed(ar)));
     }

@@ -2,8 +2,8 @@
 //! active appointments, now). The semantics are fixed in ARCHITECTURE.md and
 //! restated on each function below.
 
-use jiff::civil::Date;
 use jiff::Timestamp;
+use jiff::civil::Date;
 use jiff::tz::{AmbiguousOffset, Offset, TimeZone};
 
 use super::models::{MAX_APPOINTMENT, Schedule, WallTime, Zone};
@@ -242,7 +242,12 @@ pub fn available_slots(req: &AvailabilityRequest<'_>) -> Vec<DaySlots> {
     let Some(window_start) = start_of_day(display, req.from) else {
         return days;
     };
-    let Some(window_end) = req.to.tomorrow().ok().and_then(|d| start_of_day(display, d)) else {
+    let Some(window_end) = req
+        .to
+        .tomorrow()
+        .ok()
+        .and_then(|d| start_of_day(display, d))
+    else {
         return days;
     };
     let now = ns(req.now);

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use jiff::SignedDuration;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
-use jiff::SignedDuration;
 
 /// A value lay outside the bounds the API allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,7 +107,8 @@ impl WallTime {
             return Err(WallTimeError);
         }
         let digit = |c: u8| c.is_ascii_digit().then(|| u16::from(c - b'0'));
-        let (Some(h1), Some(h2), Some(m1), Some(m2)) = (digit(b[0]), digit(b[1]), digit(b[3]), digit(b[4]))
+        let (Some(h1), Some(h2), Some(m1), Some(m2)) =
+            (digit(b[0]), digit(b[1]), digit(b[3]), digit(b[4]))
         else {
             return Err(WallTimeError);
         };
@@ -412,7 +413,11 @@ mod tests {
         assert_eq!(day.intervals()[0].start(), t("09:00"));
         assert!(DayHours::new(vec![i("09:00", "12:00"), i("12:00", "13:00")]).is_ok());
         assert_eq!(
-            DayHours::new(vec![i("09:00", "12:00"), i("13:00", "14:00"), i("11:00", "12:30")]),
+            DayHours::new(vec![
+                i("09:00", "12:00"),
+                i("13:00", "14:00"),
+                i("11:00", "12:30")
+            ]),
             Err(OverlappingIntervals { index: 2, other: 0 })
         );
     }
@@ -432,6 +437,9 @@ mod tests {
         assert!(BufferMinutes::new(241).is_err());
         assert!(NoticeMinutes::new(525_601).is_err());
         assert!(HorizonDays::new(0).is_err());
-        assert_eq!(HorizonDays::default().duration(), SignedDuration::from_hours(90 * 24));
+        assert_eq!(
+            HorizonDays::default().duration(),
+            SignedDuration::from_hours(90 * 24)
+        );
     }
 }

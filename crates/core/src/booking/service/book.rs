@@ -128,7 +128,9 @@ impl BookingService {
             Ok(snapshot) => Some(IdempotentOutcome::Booked {
                 appointment: snapshot.clone(),
             }),
-            Err(e) => e.refusal().map(|refusal| IdempotentOutcome::Refused { refusal }),
+            Err(e) => e
+                .refusal()
+                .map(|refusal| IdempotentOutcome::Refused { refusal }),
         };
         let stored = match remembered {
             Some(o) => self.idempotency.complete(key, &o).await,
@@ -199,10 +201,9 @@ impl BookingService {
                 Ok(()) => Ok(AppointmentSnapshot::from(&appointment)),
                 Err(AppointmentWriteError::SlotTaken) => Err(BookError::SlotTaken),
                 Err(AppointmentWriteError::PatientBusy) => Err(BookError::PatientBusy),
-                Err(AppointmentWriteError::VersionConflict) => Err(anyhow::anyhow!(
-                    "the store reported a version conflict on insert"
-                )
-                .into()),
+                Err(AppointmentWriteError::VersionConflict) => {
+                    Err(anyhow::anyhow!("the store reported a version conflict on insert").into())
+                }
                 Err(AppointmentWriteError::Unexpected(e)) => Err(e.into()),
             }
         }

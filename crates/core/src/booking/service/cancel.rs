@@ -72,7 +72,9 @@ impl BookingService {
                 }
                 Err(AppointmentWriteError::VersionConflict) => continue,
                 Err(AppointmentWriteError::Unexpected(e)) => return Err(e.into()),
-                Err(e @ (AppointmentWriteError::SlotTaken | AppointmentWriteError::PatientBusy)) => {
+                Err(
+                    e @ (AppointmentWriteError::SlotTaken | AppointmentWriteError::PatientBusy),
+                ) => {
                     return Err(anyhow::anyhow!("store refused a cancellation: {e}").into());
                 }
             }

@@ -54,7 +54,9 @@ impl BookingService {
                 Ok(()) => return Ok(ConfirmOutcome::Confirmed(confirmed)),
                 Err(AppointmentWriteError::VersionConflict) => continue,
                 Err(AppointmentWriteError::Unexpected(e)) => return Err(e.into()),
-                Err(e @ (AppointmentWriteError::SlotTaken | AppointmentWriteError::PatientBusy)) => {
+                Err(
+                    e @ (AppointmentWriteError::SlotTaken | AppointmentWriteError::PatientBusy),
+                ) => {
                     return Err(anyhow::anyhow!("store refused a confirmation: {e}").into());
                 }
             }

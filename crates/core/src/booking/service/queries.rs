@@ -111,7 +111,10 @@ impl ListRequest {
     ///
     /// # Errors
     /// [`MissingOwner`] when neither is given.
-    pub fn new(patient: Option<PatientId>, provider: Option<ProviderId>) -> Result<Self, MissingOwner> {
+    pub fn new(
+        patient: Option<PatientId>,
+        provider: Option<ProviderId>,
+    ) -> Result<Self, MissingOwner> {
         Ok(Self {
             owner: AppointmentQuery::new(patient, provider, PageLimit::default().get())?,
             from: None,
@@ -141,7 +144,10 @@ impl BookingService {
     ///
     /// # Errors
     /// `NotFound`, or `Unexpected`.
-    pub async fn get_appointment(&self, id: AppointmentId) -> Result<Appointment, GetAppointmentError> {
+    pub async fn get_appointment(
+        &self,
+        id: AppointmentId,
+    ) -> Result<Appointment, GetAppointmentError> {
         self.appointments
             .get(id)
             .await?
@@ -163,7 +169,11 @@ impl BookingService {
         query.from = request.from.map(utc_midnight).transpose()?;
         query.until = request
             .to
-            .map(|t| t.tomorrow().map_err(anyhow::Error::from).and_then(utc_midnight))
+            .map(|t| {
+                t.tomorrow()
+                    .map_err(anyhow::Error::from)
+                    .and_then(utc_midnight)
+            })
             .transpose()?;
         query.status = request.status;
         query.after = request.cursor.map(|c| (c.start, c.id));

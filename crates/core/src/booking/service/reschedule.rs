@@ -64,9 +64,7 @@ impl BookingService {
                 });
             }
             match self.try_reschedule(&current, request.start).await {
-                Err(RescheduleError::Unexpected(e))
-                    if e.downcast_ref::<Conflict>().is_some() =>
-                {
+                Err(RescheduleError::Unexpected(e)) if e.downcast_ref::<Conflict>().is_some() => {
                     continue;
                 }
                 other => return other,
@@ -124,7 +122,9 @@ impl BookingService {
                 }),
                 Err(AppointmentWriteError::SlotTaken) => Err(RescheduleError::SlotTaken),
                 Err(AppointmentWriteError::PatientBusy) => Err(RescheduleError::PatientBusy),
-                Err(AppointmentWriteError::VersionConflict) => Err(anyhow::Error::new(Conflict).into()),
+                Err(AppointmentWriteError::VersionConflict) => {
+                    Err(anyhow::Error::new(Conflict).into())
+                }
                 Err(AppointmentWriteError::Unexpected(e)) => Err(e.into()),
             }
         }
