@@ -4,4 +4,6 @@ mod models;
 mod ports;
 
 pub use models::{Provider, ProviderDraft, ProviderName, ProviderNameError};
+#[cfg(test)]
+pub use ports::MockProviderStore;
 pub use ports::{ProviderStore, ProviderWriteError};

@@ -8,6 +8,8 @@ mod confirm;
 mod providers;
 mod queries;
 mod reschedule;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
