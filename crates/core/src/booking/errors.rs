@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::ports::BookRefusal;
+use super::ports::{BookRefusal, FieldError};
 use crate::ids::Version;
 use crate::routing::CountryCode;
 
@@ -51,6 +51,10 @@ pub enum AvailabilityError {
 /// A booking was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BookError {
+    /// The request failed validation before it could be built (only produced
+    /// by [`super::BookingService::refuse_invalid_booking`]).
+    #[error("the request is invalid")]
+    Invalid(Vec<FieldError>),
     /// No such provider.
     #[error("provider not found")]
     ProviderNotFound,
@@ -99,6 +103,9 @@ impl BookError {
     /// for failures (never remembered) and for a reused key.
     pub fn refusal(&self) -> Option<BookRefusal> {
         Some(match self {
+            Self::Invalid(errors) => BookRefusal::Invalid {
+                errors: errors.clone(),
+            },
             Self::ProviderNotFound => BookRefusal::ProviderNotFound,
             Self::CountryNotServed(c) => BookRefusal::CountryNotServed {
                 country: c.to_string(),
@@ -122,6 +129,7 @@ impl BookError {
     pub fn from_refusal(r: &BookRefusal) -> Self {
         let cc = |s: &str| CountryCode::parse(s).ok();
         match r {
+            BookRefusal::Invalid { errors } => Self::Invalid(errors.clone()),
             BookRefusal::ProviderNotFound => Self::ProviderNotFound,
             BookRefusal::CountryNotServed { country } => match cc(country) {
                 Some(c) => Self::CountryNotServed(c),

@@ -15,9 +15,9 @@ pub use models::{
     TextTooLong, UnknownStatus,
 };
 pub use ports::{
-    AppointmentQuery, AppointmentStore, AppointmentWriteError, BookRefusal, Fingerprint,
-    IdempotencyKey, IdempotencyKeyError, IdempotencyRecord, IdempotencyState, IdempotencyStore,
-    IdempotentOutcome, LockKey, LockToken, MissingOwner, Reservation, SlotLock,
+    AppointmentQuery, AppointmentStore, AppointmentWriteError, BookRefusal, FieldError,
+    Fingerprint, IdempotencyKey, IdempotencyKeyError, IdempotencyRecord, IdempotencyState,
+    IdempotencyStore, IdempotentOutcome, LockKey, LockToken, MissingOwner, Reservation, SlotLock,
 };
 #[cfg(test)]
 pub use ports::{MockAppointmentStore, MockIdempotencyStore, MockSlotLock};

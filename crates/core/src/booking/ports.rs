@@ -189,11 +189,35 @@ impl fmt::Display for IdempotencyKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fingerprint(pub String);
 
+/// A field-level validation message, as the API lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// Where: a JSON path such as `start` or `weeklyHours.monday[1]`, or a header name.
+    pub field: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A message for a field.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// A booking refusal as remembered for replay: the business errors of a
 /// booking (never a failure of Cita's own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "refusal", rename_all = "snake_case")]
 pub enum BookRefusal {
+    /// See [`super::BookError::Invalid`].
+    Invalid {
+        /// The field errors.
+        errors: Vec<FieldError>,
+    },
     /// See [`super::BookError::ProviderNotFound`].
     ProviderNotFound,
     /// See [`super::BookError::CountryNotServed`].

@@ -4,8 +4,8 @@ use super::{BookingService, POLL, release};
 use crate::booking::errors::BookError;
 use crate::booking::models::{Appointment, AppointmentStatus, Notes};
 use crate::booking::ports::{
-    AppointmentWriteError, Fingerprint, IdempotencyKey, IdempotencyState, IdempotentOutcome,
-    Reservation,
+    AppointmentWriteError, FieldError, Fingerprint, IdempotencyKey, IdempotencyState,
+    IdempotentOutcome, Reservation,
 };
 use crate::clock::now_millis;
 use crate::events::{AppointmentSnapshot, EventEnvelope, EventType};
@@ -83,26 +83,51 @@ impl BookingService {
     /// With an idempotency key, the answer (success or refusal, never a
     /// failure) is remembered and replayed.
     pub async fn book(&self, request: BookRequest) -> BookReply {
-        let Some((key, fingerprint)) = request.idempotency.clone() else {
-            return BookReply::fresh(self.book_once(&request).await);
-        };
+        match request.idempotency.clone() {
+            None => BookReply::fresh(self.book_once(&request).await),
+            Some((key, fingerprint)) => {
+                self.idempotent(&key, &fingerprint, self.book_once(&request))
+                    .await
+            }
+        }
+    }
+
+    /// Answers a booking request that failed validation before it could be
+    /// built, remembering the refusal under its idempotency key like any
+    /// other refusal (the API replays 4xx answers too).
+    pub async fn refuse_invalid_booking(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        errors: Vec<FieldError>,
+    ) -> BookReply {
+        self.idempotent(key, fingerprint, async { Err(BookError::Invalid(errors)) })
+            .await
+    }
+
+    /// Runs `work` at most once per (key, fingerprint) within the TTL.
+    async fn idempotent(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        work: impl Future<Output = Result<AppointmentSnapshot, BookError>>,
+    ) -> BookReply {
         let mut waited = jiff::SignedDuration::ZERO;
         loop {
-            let now = self.clock.now();
             let reservation = self
                 .idempotency
                 .reserve(
-                    &key,
-                    &fingerprint,
-                    now,
+                    key,
+                    fingerprint,
+                    self.clock.now(),
                     self.settings.idempotency_ttl,
                     self.settings.idempotency_lease,
                 )
                 .await;
             match reservation {
                 Err(e) => return BookReply::fresh(Err(e.into())),
-                Ok(Reservation::Reserved) => return self.book_reserved(&request, &key).await,
-                Ok(Reservation::Existing(record)) if record.fingerprint != fingerprint => {
+                Ok(Reservation::Reserved) => break,
+                Ok(Reservation::Existing(record)) if record.fingerprint != *fingerprint => {
                     return BookReply::fresh(Err(BookError::IdempotencyKeyReused));
                 }
                 Ok(Reservation::Existing(record)) => match record.state {
@@ -120,10 +145,7 @@ impl BookingService {
                 },
             }
         }
-    }
-
-    async fn book_reserved(&self, request: &BookRequest, key: &IdempotencyKey) -> BookReply {
-        let outcome = self.book_once(request).await;
+        let outcome = work.await;
         let remembered = match &outcome {
             Ok(snapshot) => Some(IdempotentOutcome::Booked {
                 appointment: snapshot.clone(),
@@ -136,9 +158,12 @@ impl BookingService {
             Some(o) => self.idempotency.complete(key, &o).await,
             None => self.idempotency.release(key).await,
         };
-        // The booking itself stands even if the key could not be updated: a
-        // retry after the lease then runs again and meets the store's checks.
-        drop(stored);
+        if let Err(e) = stored {
+            // The answer stands even if the key could not be updated: the
+            // reservation then lapses after its lease, and a retry runs again
+            // and meets the store's own checks (slot taken / patient busy).
+            self.observer.idempotency_unavailable(&e);
+        }
         BookReply::fresh(outcome)
     }
 

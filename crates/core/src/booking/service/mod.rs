@@ -75,6 +75,10 @@ const POLL: SignedDuration = SignedDuration::from_millis(5);
 pub trait BookingObserver: Send + Sync + 'static {
     /// The slot lock could not be reached; the booking went on without it.
     fn lock_unavailable(&self, _error: &anyhow::Error) {}
+
+    /// An idempotency record could not be completed or released after the
+    /// request was answered.
+    fn idempotency_unavailable(&self, _error: &anyhow::Error) {}
 }
 
 struct NoObserver;

@@ -1,0 +1,202 @@
+//! Configuration: a typed struct, layered defaults → optional `cita.toml`
+//! (or the file named by `CITA_CONFIG`) → `CITA_*` environment variables.
+//! Every key is documented in `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cita_core::routing::{CountryCode, CountryRouter};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable, coloured when on a terminal.
+    Pretty,
+}
+
+/// Everything `cita-http` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on (`CITA_LISTEN`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Embedded mode's folder for its SQLite files (`CITA_DATA_DIR`, default `./data`).
+    pub data_dir: PathBuf,
+    /// Served countries, comma-separated (`CITA_COUNTRIES`, default `PE,CL`).
+    #[serde(deserialize_with = "countries", serialize_with = "countries_out")]
+    pub countries: Vec<CountryCode>,
+    /// Log format (`CITA_LOG_FORMAT`: `json` or `pretty`, default `pretty`).
+    pub log_format: LogFormat,
+    /// Log filter (`CITA_LOG`, tracing-subscriber syntax, default `info`).
+    pub log: String,
+    /// Sustained requests per second per client IP; 0 disables limiting
+    /// (`CITA_RATE_LIMIT_PER_SECOND`, default 1000).
+    pub rate_limit_per_second: u32,
+    /// Burst allowance per client IP (`CITA_RATE_LIMIT_BURST`, default 2000).
+    pub rate_limit_burst: u32,
+    /// How long shutdown waits for in-flight requests, in seconds
+    /// (`CITA_SHUTDOWN_GRACE_SECONDS`, default 10).
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            countries: vec![CountryCode::PE, CountryCode::CL],
+            log_format: LogFormat::Pretty,
+            log: "info".into(),
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+fn countries<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CountryCode>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        List(Vec<String>),
+    }
+    let raw = match Raw::deserialize(d)? {
+        Raw::Text(s) => s.split(',').map(|c| c.trim().to_owned()).collect(),
+        Raw::List(l) => l,
+    };
+    let mut out = Vec::new();
+    for c in raw.iter().filter(|c| !c.is_empty()) {
+        let code = CountryCode::parse(c).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{c:?} is not an ISO 3166-1 alpha-2 code in upper case (e.g. PE,CL)"
+            ))
+        })?;
+        if !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    if out.is_empty() {
+        return Err(serde::de::Error::custom(
+            "at least one country must be served (e.g. PE,CL)",
+        ));
+    }
+    Ok(out)
+}
+
+fn countries_out<S: serde::Serializer>(c: &[CountryCode], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(c.iter().map(CountryCode::as_str))
+}
+
+/// A configuration value was refused: the message names the key and what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads defaults, then `cita.toml` (or `$CITA_CONFIG`) if present, then `CITA_*`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key and what it allows.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var_os("CITA_CONFIG")
+            .map_or_else(|| PathBuf::from("cita.toml"), PathBuf::from);
+        if std::env::var_os("CITA_CONFIG").is_some() && !file.exists() {
+            return Err(ConfigError(format!(
+                "CITA_CONFIG names {}, which does not exist",
+                file.display()
+            )));
+        }
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&file))
+            .merge(Env::prefixed("CITA_").ignore(&["CONFIG"]));
+        Self::extract(&figment)
+    }
+
+    fn extract(figment: &Figment) -> Result<Self, ConfigError> {
+        figment.extract::<Config>().map_err(|e| {
+            let messages: Vec<String> = e
+                .into_iter()
+                .map(|e| {
+                    let key = e.path.join(".");
+                    let key = if key.is_empty() {
+                        "(top level)".to_owned()
+                    } else {
+                        format!("CITA_{} / {key}", key.to_ascii_uppercase())
+                    };
+                    format!(
+                        "{key}: {} ({})",
+                        e.kind,
+                        allowed(e.path.first().map_or("", String::as_str))
+                    )
+                })
+                .collect();
+            ConfigError(messages.join("; "))
+        })
+    }
+
+    /// The served countries as a router.
+    pub fn router(&self) -> CountryRouter {
+        CountryRouter::for_countries(self.countries.iter().copied(), "cita-")
+    }
+}
+
+fn allowed(key: &str) -> &'static str {
+    match key {
+        "listen" => "an address:port such as 127.0.0.1:8080 or 0.0.0.0:0",
+        "data_dir" => "a folder path",
+        "countries" => "comma-separated ISO 3166-1 alpha-2 codes such as PE,CL",
+        "log_format" => "json or pretty",
+        "log" => "a tracing filter such as info or cita_http=debug,info",
+        "rate_limit_per_second" | "rate_limit_burst" => "a whole number, 0 to 4294967295",
+        "shutdown_grace_seconds" => "a whole number of seconds",
+        _ => "see docs/configuration.md for the known keys",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        for (k, v) in pairs {
+            f = f.merge((*k, *v));
+        }
+        Config::extract(&f)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.countries, vec![CountryCode::PE, CountryCode::CL]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_what_is_allowed() {
+        let e = with(&[("listen", "nowhere")]).unwrap_err().to_string();
+        assert!(
+            e.contains("CITA_LISTEN") && e.contains("address:port"),
+            "{e}"
+        );
+        let e = with(&[("log_format", "xml")]).unwrap_err().to_string();
+        assert!(
+            e.contains("CITA_LOG_FORMAT") && e.contains("json or pretty"),
+            "{e}"
+        );
+        let e = with(&[("countries", "PE,zz")]).unwrap_err().to_string();
+        assert!(e.contains("CITA_COUNTRIES"), "{e}");
+        assert_eq!(
+            with(&[("countries", "CL, PE")]).unwrap().countries,
+            vec![CountryCode::CL, CountryCode::PE]
+        );
+    }
+}

@@ -1,0 +1,622 @@
+//! `/v1/appointments`: book, read, list, reschedule, cancel.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cita_core::booking::{
+    AppointmentQuery, AppointmentStatus, BookRequest, CancelReason, CancelRequest, Cursor,
+    FieldError, Fingerprint, IdempotencyKey, ListRequest, Notes, PageLimit, RescheduleRequest,
+};
+use cita_core::events::AppointmentSnapshot;
+use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
+use cita_core::routing::CountryCode;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, Problem, appointment_not_found, book_code};
+use super::json::{JsonObject, OptionalJsonObject, typed};
+use super::time::utc_millis;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/appointments", post(book).get(list))
+        .route(
+            "/v1/appointments/{id}",
+            get(get_one).put(reschedule).delete(cancel),
+        )
+}
+
+static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+static REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// An appointment as the API returns it (and as events carry it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppointmentDto {
+    /// UUIDv7.
+    pub id: String,
+    /// The provider.
+    pub provider_id: String,
+    /// The patient.
+    pub patient_id: String,
+    /// The processing country.
+    pub country_iso: String,
+    /// UTC.
+    #[schema(example = "2026-11-23T14:00:00Z")]
+    pub start: String,
+    /// UTC.
+    #[schema(example = "2026-11-23T14:30:00Z")]
+    pub end: String,
+    /// `pending`, `confirmed` or `cancelled`.
+    #[schema(example = "pending")]
+    pub status: String,
+    /// 1 on booking, + 1 per reschedule or cancel.
+    pub version: u64,
+    /// Free text or null.
+    pub notes: Option<String>,
+    /// Why it was cancelled, or null.
+    pub cancel_reason: Option<String>,
+    /// UTC, milliseconds.
+    pub created_at: String,
+    /// UTC, milliseconds.
+    pub updated_at: String,
+}
+
+impl From<&AppointmentSnapshot> for AppointmentDto {
+    fn from(a: &AppointmentSnapshot) -> Self {
+        Self {
+            id: a.id.to_string(),
+            provider_id: a.provider_id.to_string(),
+            patient_id: a.patient_id.to_string(),
+            country_iso: a.country_iso.to_string(),
+            start: a.start.to_string(),
+            end: a.end.to_string(),
+            status: a.status.as_str().to_owned(),
+            version: a.version.get(),
+            notes: a.notes.clone(),
+            cancel_reason: a.cancel_reason.clone(),
+            created_at: utc_millis(a.created_at),
+            updated_at: utc_millis(a.updated_at),
+        }
+    }
+}
+
+fn dto(a: &cita_core::booking::Appointment) -> AppointmentDto {
+    AppointmentDto::from(&AppointmentSnapshot::from(a))
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn appointment_response(status: StatusCode, a: &AppointmentDto, created: bool) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, etag(a.version));
+    if created && let Ok(v) = HeaderValue::from_str(&format!("/v1/appointments/{}", a.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    (status, headers, axum::Json(a)).into_response()
+}
+
+/// The body of `POST /v1/appointments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BookBody {
+    /// The provider.
+    #[schema(example = "ana")]
+    pub provider_id: String,
+    /// The patient, `^[A-Za-z0-9_-]{1,64}$`.
+    #[schema(example = "12345")]
+    pub patient_id: String,
+    /// A slot start, RFC 3339, any offset.
+    #[schema(example = "2026-11-23T14:00:00Z")]
+    pub start: String,
+    /// If given, must be the provider's country.
+    #[serde(default)]
+    pub country_iso: Option<String>,
+    /// At most 1000 characters.
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+fn parse_instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
+    match s.parse::<Timestamp>() {
+        Ok(t) => Some(t),
+        Err(_) => {
+            errors.push(FieldError::new(
+                field,
+                "must be an RFC 3339 instant with an offset, such as 2026-11-23T14:00:00Z",
+            ));
+            None
+        }
+    }
+}
+
+impl BookBody {
+    fn try_into_domain(self) -> Result<BookRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let provider = ProviderId::parse(&self.provider_id)
+            .map_err(|e| errors.push(FieldError::new("providerId", e.to_string())))
+            .ok();
+        let patient = PatientId::parse(&self.patient_id)
+            .map_err(|e| errors.push(FieldError::new("patientId", e.to_string())))
+            .ok();
+        let start = parse_instant("start", &self.start, &mut errors);
+        let country = match self.country_iso.as_deref().map(CountryCode::parse) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                errors.push(FieldError::new("countryIso", e.to_string()));
+                None
+            }
+        };
+        let notes = match self.notes.as_deref().map(Notes::parse) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                errors.push(FieldError::new("notes", e.to_string()));
+                None
+            }
+        };
+        match (provider, patient, start) {
+            (Some(provider_id), Some(patient_id), Some(start)) if errors.is_empty() => {
+                Ok(BookRequest {
+                    provider_id,
+                    patient_id,
+                    start,
+                    country,
+                    notes,
+                    idempotency: None,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A digest of the body's JSON value: key order and whitespace do not matter
+/// (serde_json's maps are sorted), values do.
+fn fingerprint(body: &Value) -> Fingerprint {
+    let canonical = serde_json::to_vec(body).unwrap_or_default();
+    let digest = Sha256::digest(&canonical);
+    Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Books a slot.
+#[utoipa::path(
+    post,
+    path = "/v1/appointments",
+    tag = "appointments",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key with the same body within 24 h replays the first answer")),
+    request_body = BookBody,
+    responses(
+        (status = 201, description = "Booked (pending until the country records it)", body = AppointmentDto,
+            headers(("Location" = String), ("ETag" = String), ("idempotent-replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "provider_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "slot_taken, patient_busy", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, country_not_served, country_mismatch, slot_not_offered, too_soon, too_far, idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn book(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let key = match headers.get(&IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| IdempotencyKey::parse(s).ok())
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "Idempotency-Key",
+                        "must be 1 to 255 printable ASCII characters",
+                    )
+                })?,
+        ),
+    };
+    let fingerprint = key.as_ref().map(|_| fingerprint(&body));
+    let request = typed::<BookBody>(body).and_then(BookBody::try_into_domain);
+    let reply = match (request, key, fingerprint) {
+        (Ok(mut request), key, fingerprint) => {
+            request.idempotency = key.zip(fingerprint);
+            state.service.book(request).await
+        }
+        (Err(errors), Some(key), Some(fingerprint)) => {
+            state
+                .service
+                .refuse_invalid_booking(&key, &fingerprint, errors)
+                .await
+        }
+        (Err(errors), _, _) => return Err(ApiError::validation(errors)),
+    };
+    let outcome = match &reply.outcome {
+        Ok(_) => "booked",
+        Err(e) => book_code(e),
+    };
+    crate::metrics::record_booking(if reply.replayed { "replayed" } else { outcome });
+    let mut response = match reply.outcome {
+        Ok(snapshot) => {
+            appointment_response(StatusCode::CREATED, &AppointmentDto::from(&snapshot), true)
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    if reply.replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED.clone(), HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn parse_id(id: &str) -> Result<AppointmentId, ApiError> {
+    AppointmentId::parse(id).map_err(|_| appointment_not_found())
+}
+
+/// Reads an appointment.
+#[utoipa::path(
+    get,
+    path = "/v1/appointments/{id}",
+    tag = "appointments",
+    params(("id" = String, Path, description = "UUIDv7; a malformed id is 404")),
+    responses(
+        (status = 200, description = "The appointment", body = AppointmentDto, headers(("ETag" = String))),
+        (status = 404, description = "appointment_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let appointment = state.service.get_appointment(parse_id(&id)?).await?;
+    Ok(appointment_response(
+        StatusCode::OK,
+        &dto(&appointment),
+        false,
+    ))
+}
+
+/// Listing parameters.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; parsing is by hand for precise errors
+pub struct ListParams {
+    /// A patient's appointments (this or providerId is required).
+    #[param(rename = "patientId")]
+    patient_id: Option<String>,
+    /// A provider's appointments.
+    #[param(rename = "providerId")]
+    provider_id: Option<String>,
+    /// First UTC date of `start`, inclusive (`YYYY-MM-DD`).
+    from: Option<String>,
+    /// Last UTC date of `start`, inclusive.
+    to: Option<String>,
+    /// `pending`, `confirmed` or `cancelled`.
+    status: Option<String>,
+    /// 1–200, default 50.
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// One page of appointments.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PageDto {
+    /// Ordered by start, then id.
+    pub items: Vec<AppointmentDto>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+fn list_request(params: &HashMap<String, String>) -> Result<ListRequest, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    for key in params.keys() {
+        if !matches!(
+            key.as_str(),
+            "patientId" | "providerId" | "from" | "to" | "status" | "limit" | "cursor"
+        ) {
+            errors.push(FieldError::new(key.clone(), "unknown query parameter"));
+        }
+    }
+    let mut field = |name: &str, r: Result<(), String>| {
+        if let Err(m) = r {
+            errors.push(FieldError::new(name, m));
+        }
+    };
+    let mut patient = None;
+    if let Some(v) = params.get("patientId") {
+        field(
+            "patientId",
+            PatientId::parse(v)
+                .map(|p| patient = Some(p))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    let mut provider = None;
+    if let Some(v) = params.get("providerId") {
+        field(
+            "providerId",
+            ProviderId::parse(v)
+                .map(|p| provider = Some(p))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    let date = |v: &String| -> Result<Date, String> {
+        match v.parse::<Date>() {
+            Ok(d) if v.len() == 10 => Ok(d),
+            _ => Err("must be a date YYYY-MM-DD".to_owned()),
+        }
+    };
+    let mut from = None;
+    if let Some(v) = params.get("from") {
+        field("from", date(v).map(|d| from = Some(d)));
+    }
+    let mut to = None;
+    if let Some(v) = params.get("to") {
+        field("to", date(v).map(|d| to = Some(d)));
+    }
+    let mut status = None;
+    if let Some(v) = params.get("status") {
+        field(
+            "status",
+            v.parse::<AppointmentStatus>()
+                .map(|s| status = Some(s))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    let mut limit = PageLimit::default();
+    if let Some(v) = params.get("limit") {
+        field(
+            "limit",
+            v.parse::<usize>()
+                .map_err(|_| "must be a whole number from 1 to 200".to_owned())
+                .and_then(|n| PageLimit::new(n).map_err(|e| e.to_string()))
+                .map(|l| limit = l),
+        );
+    }
+    let mut cursor = None;
+    if let Some(v) = params.get("cursor") {
+        field(
+            "cursor",
+            v.parse::<Cursor>()
+                .map(|c| cursor = Some(c))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    let owner = if patient.is_none() && provider.is_none() {
+        if !params.contains_key("patientId") && !params.contains_key("providerId") {
+            errors.push(FieldError::new(
+                "patientId",
+                "patientId or providerId is required",
+            ));
+        }
+        None
+    } else {
+        AppointmentQuery::new(patient, provider, limit.get()).ok()
+    };
+    match owner {
+        Some(owner) if errors.is_empty() => Ok(ListRequest {
+            owner,
+            from,
+            to,
+            status,
+            limit,
+            cursor,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Lists appointments by patient or provider.
+#[utoipa::path(
+    get,
+    path = "/v1/appointments",
+    tag = "appointments",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page", body = PageDto),
+        (status = 422, description = "validation_failed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<axum::Json<PageDto>, ApiError> {
+    let request = list_request(&params).map_err(ApiError::validation)?;
+    let page = state.service.list_appointments(request).await?;
+    Ok(axum::Json(PageDto {
+        items: page.items.iter().map(dto).collect(),
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}
+
+/// `If-Match: "3"` (also `W/"3"`); `*` matches any version.
+fn if_match(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tag = text.strip_prefix("W/").unwrap_or(text);
+    tag.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(|n| Version::new(n).ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::version_mismatch("If-Match must be an ETag such as \"3\""))
+}
+
+/// The body of `PUT /v1/appointments/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleBody {
+    /// The new slot's start, RFC 3339.
+    #[schema(example = "2026-11-23T15:00:00Z")]
+    pub start: String,
+}
+
+/// Moves an appointment to another slot.
+#[utoipa::path(
+    put,
+    path = "/v1/appointments/{id}",
+    tag = "appointments",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "\"{version}\"")),
+    request_body = RescheduleBody,
+    responses(
+        (status = 200, description = "Rescheduled (pending again), or unchanged when the start is the same", body = AppointmentDto, headers(("ETag" = String))),
+        (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "appointment_not_found, provider_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "appointment_cancelled, slot_taken, patient_busy", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, country_not_served, slot_not_offered, too_soon, too_far", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn reschedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let body: RescheduleBody = typed(body).map_err(ApiError::validation)?;
+    let mut errors = Vec::new();
+    let start = parse_instant("start", &body.start, &mut errors);
+    let Some(start) = start else {
+        return Err(ApiError::validation(errors));
+    };
+    let id = parse_id(&id)?;
+    let expected = if_match(&headers)?;
+    let outcome = state
+        .service
+        .reschedule(RescheduleRequest {
+            id,
+            start,
+            expected,
+        })
+        .await?;
+    Ok(appointment_response(
+        StatusCode::OK,
+        &dto(&outcome.appointment),
+        false,
+    ))
+}
+
+/// The optional body of `DELETE /v1/appointments/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// At most 500 characters.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Cancels an appointment.
+#[utoipa::path(
+    delete,
+    path = "/v1/appointments/{id}",
+    tag = "appointments",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "\"{version}\"")),
+    request_body(content = Option<CancelBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "Cancelled (or already cancelled: unchanged)", body = AppointmentDto, headers(("ETag" = String))),
+        (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "appointment_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    OptionalJsonObject(body): OptionalJsonObject,
+) -> Result<Response, ApiError> {
+    let reason = match body {
+        None => None,
+        Some(v) => {
+            let body: CancelBody = typed(v).map_err(ApiError::validation)?;
+            match body.reason.as_deref().map(CancelReason::parse) {
+                None => None,
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => return Err(ApiError::field("reason", e.to_string())),
+            }
+        }
+    };
+    let id = parse_id(&id)?;
+    let expected = if_match(&headers)?;
+    let outcome = state
+        .service
+        .cancel(CancelRequest {
+            id,
+            reason,
+            expected,
+        })
+        .await?;
+    Ok(appointment_response(
+        StatusCode::OK,
+        &dto(&outcome.appointment),
+        false,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dto_serializes_exactly_like_the_event_snapshot() {
+        let t: Timestamp = "2026-11-23T14:00:00Z".parse().unwrap();
+        let snapshot = AppointmentSnapshot {
+            id: AppointmentId::new(),
+            provider_id: ProviderId::parse("ana").unwrap(),
+            patient_id: PatientId::parse("p1").unwrap(),
+            country_iso: CountryCode::PE,
+            start: t,
+            end: t + jiff::SignedDuration::from_mins(30),
+            status: AppointmentStatus::Pending,
+            version: Version::FIRST,
+            notes: Some("hola".into()),
+            cancel_reason: None,
+            created_at: "2026-11-20T10:00:00.12Z".parse().unwrap(),
+            updated_at: "2026-11-20T10:00:00Z".parse().unwrap(),
+        };
+        assert_eq!(
+            serde_json::to_value(AppointmentDto::from(&snapshot)).unwrap(),
+            serde_json::to_value(&snapshot).unwrap()
+        );
+    }
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_whitespace() {
+        let a: Value = serde_json::from_str(r#"{"a":1,"b":[1,2]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{ "b": [1, 2], "a": 1 }"#).unwrap();
+        let c: Value = serde_json::from_str(r#"{"a":2,"b":[1,2]}"#).unwrap();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
+}

@@ -1,0 +1,161 @@
+//! `cita-http`: Cita's HTTP API on axum.
+//!
+//! # Layout
+//!
+//! - [`config`]: the typed configuration (defaults → `cita.toml` → `CITA_*`).
+//! - [`telemetry`]: structured logs.
+//! - [`embedded`]: embedded mode's wiring: SQLite files for the primary and
+//!   country stores, the in-process bus and pipeline.
+//! - [`http`]: routes, DTOs, errors, middleware, OpenAPI and Swagger UI.
+//! - [`metrics`]: the Prometheus recorder.
+//!
+//! [`Application`] builds everything from a [`config::Config`], binds the
+//! listener (port 0 works: tests read [`Application::local_addr`]) and runs
+//! until a shutdown future resolves.
+
+// Handler modules are private; their items are `pub` for the OpenAPI derive.
+#![allow(unreachable_pub)]
+
+pub mod config;
+pub mod embedded;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use cita_adapters::pipeline::InProcessPipeline;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{AppState, RateLimit};
+
+/// A built application: bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    pipeline: InProcessPipeline,
+    rate_limit: Arc<RateLimit>,
+    grace: Duration,
+}
+
+impl Application {
+    /// Opens the stores, wires the service and pipeline, binds the listener.
+    ///
+    /// # Errors
+    /// A store that cannot be opened or an address that cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = metrics::install();
+        let system = embedded::Embedded::open(&config).await?;
+        let rate_limit = Arc::new(RateLimit::new(
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
+        ));
+        let state = AppState {
+            service: Arc::clone(&system.service),
+            outbox: Arc::clone(&system.outbox),
+            readiness: Arc::new(system.readiness),
+            metrics,
+        };
+        let router = http::router(state, Arc::clone(&rate_limit));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self {
+            listener,
+            router,
+            pipeline: system.pipeline,
+            rate_limit,
+            grace: Duration::from_secs(config.shutdown_grace_seconds),
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish (up to the grace period), stops the pipeline workers
+    /// after the message in hand and flushes the outbox relay.
+    ///
+    /// # Errors
+    /// The server failed.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_pipeline, pipeline_stopped) = tokio::sync::oneshot::channel::<()>();
+        let pipeline = tokio::spawn(self.pipeline.run(async {
+            let _ = pipeline_stopped.await;
+        }));
+        let janitor = {
+            let limit = Arc::clone(&self.rate_limit);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    limit.forget_idle();
+                }
+            })
+        };
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = signalled_tx.send(());
+        });
+        let grace = self.grace;
+        let result = tokio::select! {
+            r = server => r.context("serving HTTP"),
+            () = async move {
+                let _ = signalled_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        };
+        janitor.abort();
+        let _ = stop_pipeline.send(());
+        if let Err(e) = pipeline.await {
+            tracing::error!(error = %e, "pipeline task failed");
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
