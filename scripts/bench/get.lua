@@ -1,0 +1,7 @@
+-- wrk script: GET requests, summarised on one RESULT line.
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d errors_status=%d errors_connect=%d errors_timeout=%d rps=%.0f p50_ms=%.2f p99_ms=%.2f\n",
+    summary.requests, summary.errors.status, summary.errors.connect, summary.errors.timeout,
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
