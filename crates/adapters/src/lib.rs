@@ -9,7 +9,11 @@
 //! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
 //!   → confirmations) as workers with a `process_one` step, and a runner that
 //!   drives them until shutdown.
+//! - `sqlite` (feature `sqlite`): SQLite files for the provider, appointment
+//!   (+ outbox), idempotency and country stores, with embedded migrations.
 
 pub mod clock;
 pub mod memory;
 pub mod pipeline;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;

@@ -4,15 +4,18 @@
 //! handler all inside this process.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use cita_adapters::clock::SystemClock;
-use cita_adapters::memory::{
-    InMemoryAppointmentStore, InMemoryBus, InMemoryCountryStore, InMemoryIdempotencyStore,
-    InMemoryProviderStore, InMemorySlotLock,
-};
+use cita_adapters::memory::{InMemoryBus, InMemorySlotLock};
 use cita_adapters::pipeline::{InProcessPipeline, PipelineParts};
+use cita_adapters::sqlite::{
+    SqliteAppointmentStore, SqliteCountryStore, SqliteDatabase, SqliteIdempotencyStore,
+    SqliteProviderStore,
+};
 use cita_core::booking::BookingService;
 use cita_core::clock::Clock;
 use cita_core::country::CountryStore;
@@ -20,6 +23,7 @@ use cita_core::events::Outbox;
 
 use crate::config::Config;
 use crate::http::ReadinessCheck;
+use crate::observer::MetricsObserver;
 
 /// Everything embedded mode runs.
 pub struct Embedded {
@@ -33,47 +37,71 @@ pub struct Embedded {
     pub pipeline: InProcessPipeline,
 }
 
-struct AlwaysReady(&'static str);
+/// `/ready` for one SQLite file: a `SELECT 1` on its pool.
+struct SqliteReady {
+    name: String,
+    db: SqliteDatabase,
+}
 
 #[async_trait]
-impl ReadinessCheck for AlwaysReady {
+impl ReadinessCheck for SqliteReady {
     fn name(&self) -> &str {
-        self.0
+        &self.name
     }
+
     async fn check(&self) -> anyhow::Result<()> {
-        Ok(())
+        self.db.ping().await
     }
 }
 
+async fn open(dir: &Path, file: &str) -> anyhow::Result<SqliteDatabase> {
+    let path = dir.join(file);
+    let text = path
+        .to_str()
+        .with_context(|| format!("data path {} is not UTF-8", path.display()))?;
+    SqliteDatabase::connect(text).await
+}
+
 impl Embedded {
-    /// Opens (creating if needed) the SQLite files and wires everything.
+    /// Opens (creating if needed) the SQLite files under `data_dir` and wires
+    /// the service, the in-process bus and the pipeline.
     ///
     /// # Errors
-    /// A file that cannot be created or migrated.
+    /// The folder or a file cannot be created, opened or migrated.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
         let router = config.router();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let appointments = Arc::new(InMemoryAppointmentStore::new());
-        let bus = Arc::new(InMemoryBus::new(&router));
+
+        let primary = open(dir, "cita.db").await?;
+        let appointments = Arc::new(SqliteAppointmentStore::new(&primary));
         let service = Arc::new(
             BookingService::new(
-                Arc::new(InMemoryProviderStore::new()),
+                Arc::new(SqliteProviderStore::new(&primary)),
                 appointments.clone(),
-                Arc::new(InMemoryIdempotencyStore::new()),
+                Arc::new(SqliteIdempotencyStore::new(&primary)),
                 router.clone(),
                 Arc::clone(&clock),
             )
-            .with_lock(Arc::new(InMemorySlotLock::new())),
+            .with_lock(Arc::new(InMemorySlotLock::new()))
+            .with_observer(Arc::new(MetricsObserver)),
         );
-        let country_stores: BTreeMap<_, Arc<dyn CountryStore>> = router
-            .countries()
-            .map(|c| {
-                (
-                    c,
-                    Arc::new(InMemoryCountryStore::new()) as Arc<dyn CountryStore>,
-                )
-            })
-            .collect();
+        let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(SqliteReady {
+            name: "primary-store".into(),
+            db: primary,
+        })];
+        let mut country_stores: BTreeMap<_, Arc<dyn CountryStore>> = BTreeMap::new();
+        for country in router.countries() {
+            let db = open(dir, &format!("country-{}.db", country.lowercase())).await?;
+            country_stores.insert(country, Arc::new(SqliteCountryStore::new(&db)));
+            readiness.push(Arc::new(SqliteReady {
+                name: format!("country-store-{}", country.lowercase()),
+                db,
+            }));
+        }
+        let bus = Arc::new(InMemoryBus::new(&router));
         let pipeline = InProcessPipeline::new(
             &bus,
             PipelineParts {
@@ -89,7 +117,7 @@ impl Embedded {
         Ok(Self {
             service,
             outbox: appointments,
-            readiness: vec![Arc::new(AlwaysReady("primary-store"))],
+            readiness,
             pipeline,
         })
     }

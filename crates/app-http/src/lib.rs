@@ -7,7 +7,7 @@
 //! - [`embedded`]: embedded mode's wiring: SQLite files for the primary and
 //!   country stores, the in-process bus and pipeline.
 //! - [`http`]: routes, DTOs, errors, middleware, OpenAPI and Swagger UI.
-//! - [`metrics`]: the Prometheus recorder.
+//! - [`metrics`]: the Prometheus recorder; [`observer`]: booking observations as metrics.
 //!
 //! [`Application`] builds everything from a [`config::Config`], binds the
 //! listener (port 0 works: tests read [`Application::local_addr`]) and runs
@@ -20,6 +20,7 @@ pub mod config;
 pub mod embedded;
 pub mod http;
 pub mod metrics;
+pub mod observer;
 pub mod telemetry;
 
 use std::future::Future;

@@ -99,6 +99,8 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, Vec<FieldError>> {
         let message = e.inner().to_string();
         let field = match unknown_field_name(&message) {
             Some(name) if path == "." => name.to_owned(),
+            // serde_path_to_error's path already ends with the unknown key.
+            Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
             Some(name) => format!("{path}.{name}"),
             None if path == "." => missing_field_name(&message).unwrap_or("body").to_owned(),
             None => match missing_field_name(&message) {

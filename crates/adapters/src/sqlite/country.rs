@@ -1,0 +1,138 @@
+use anyhow::Context as _;
+use async_trait::async_trait;
+use cita_core::country::{CountryStore, CountryWrite};
+use cita_core::events::AppointmentSnapshot;
+use cita_core::ids::AppointmentId;
+use sqlx::SqlitePool;
+
+use super::{SqliteDatabase, codec};
+
+/// One country's appointment records in its own SQLite file.
+///
+/// `record` is one upsert whose update only applies to an older stored
+/// version (`ON CONFLICT … DO UPDATE … WHERE excluded.version > version`),
+/// run with the stored version's read-back in one `BEGIN IMMEDIATE`
+/// transaction: concurrent writers of different versions leave the newest,
+/// and each is told exactly what its own write did.
+#[derive(Debug, Clone)]
+pub struct SqliteCountryStore {
+    pool: SqlitePool,
+}
+
+impl SqliteCountryStore {
+    /// A store over `db`'s pool (a country's own file).
+    pub fn new(db: &SqliteDatabase) -> Self {
+        Self {
+            pool: db.pool().clone(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    id: String,
+    provider_id: String,
+    patient_id: String,
+    country: String,
+    start_at: i64,
+    end_at: i64,
+    status: String,
+    version: i64,
+    notes: Option<String>,
+    cancel_reason: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<SnapshotRow> for AppointmentSnapshot {
+    type Error = anyhow::Error;
+
+    fn try_from(r: SnapshotRow) -> anyhow::Result<Self> {
+        Ok(AppointmentSnapshot {
+            id: codec::parse_appointment_id(&r.id)?,
+            provider_id: codec::parse_provider_id(&r.provider_id)?,
+            patient_id: codec::parse_patient_id(&r.patient_id)?,
+            country_iso: codec::parse_country(&r.country)?,
+            start: codec::instant(r.start_at)?,
+            end: codec::instant(r.end_at)?,
+            status: codec::parse_status(&r.status)?,
+            version: codec::parse_version(r.version)?,
+            notes: r.notes,
+            cancel_reason: r.cancel_reason,
+            created_at: codec::instant(r.created_at)?,
+            updated_at: codec::instant(r.updated_at)?,
+        })
+    }
+}
+
+const UPSERT_IF_NEWER: &str = "INSERT INTO country_appointments \
+    (id, provider_id, patient_id, country, start_at, end_at, status, version, notes, \
+     cancel_reason, created_at, updated_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+    ON CONFLICT (id) DO UPDATE SET provider_id = excluded.provider_id, \
+      patient_id = excluded.patient_id, country = excluded.country, \
+      start_at = excluded.start_at, end_at = excluded.end_at, status = excluded.status, \
+      version = excluded.version, notes = excluded.notes, \
+      cancel_reason = excluded.cancel_reason, created_at = excluded.created_at, \
+      updated_at = excluded.updated_at \
+    WHERE excluded.version > country_appointments.version";
+
+const STORED_VERSION: &str = "SELECT version FROM country_appointments WHERE id = ?1";
+
+const GET: &str = "SELECT id, provider_id, patient_id, country, start_at, end_at, status, \
+    version, notes, cancel_reason, created_at, updated_at \
+    FROM country_appointments WHERE id = ?1";
+
+#[async_trait]
+impl CountryStore for SqliteCountryStore {
+    async fn record(&self, snapshot: &AppointmentSnapshot) -> anyhow::Result<CountryWrite> {
+        let id = codec::appointment_id(snapshot.id);
+        let version = codec::version(snapshot.version)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context("starting a write transaction")?;
+        let done = sqlx::query(UPSERT_IF_NEWER)
+            .bind(&id)
+            .bind(snapshot.provider_id.as_str())
+            .bind(snapshot.patient_id.as_str())
+            .bind(snapshot.country_iso.as_str())
+            .bind(codec::millis(snapshot.start))
+            .bind(codec::millis(snapshot.end))
+            .bind(codec::status(snapshot.status))
+            .bind(version)
+            .bind(snapshot.notes.as_deref())
+            .bind(snapshot.cancel_reason.as_deref())
+            .bind(codec::millis(snapshot.created_at))
+            .bind(codec::millis(snapshot.updated_at))
+            .execute(&mut *tx)
+            .await
+            .context("recording a snapshot")?;
+        let write = if done.rows_affected() == 1 {
+            CountryWrite::Applied
+        } else {
+            let held: i64 = sqlx::query_scalar(STORED_VERSION)
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await
+                .context("reading the recorded version")?;
+            if held == version {
+                CountryWrite::Duplicate
+            } else {
+                CountryWrite::Stale
+            }
+        };
+        tx.commit().await.context("committing a snapshot")?;
+        Ok(write)
+    }
+
+    async fn get(&self, id: AppointmentId) -> anyhow::Result<Option<AppointmentSnapshot>> {
+        let row: Option<SnapshotRow> = sqlx::query_as(GET)
+            .bind(codec::appointment_id(id))
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a snapshot")?;
+        row.map(AppointmentSnapshot::try_from).transpose()
+    }
+}
