@@ -129,7 +129,7 @@ fn working_ranges(schedule: &Schedule, date: Date, out: &mut Vec<(Nanos, Nanos)>
             continue;
         }
         match out[first..].last_mut() {
-            Some(last) if false && s < last.1 => last.1 = last.1.max(e),
+            Some(last) if s < last.1 => last.1 = last.1.max(e),
             _ => out.push((s, e)),
         }
     }
