@@ -36,13 +36,18 @@ impl BookRequest {
     /// A fingerprint of the request's fields, for callers that have no raw
     /// body to fingerprint (the HTTP API fingerprints the JSON body instead).
     pub fn fingerprint(&self) -> Fingerprint {
+        // Absent notes and empty notes are different requests: only present
+        // notes get the `=` marker, so the two never share a fingerprint.
         Fingerprint(format!(
             "{}|{}|{}|{}|{}",
             self.provider_id,
             self.patient_id,
             self.start,
             self.country.map(|c| c.to_string()).unwrap_or_default(),
-            self.notes.as_ref().map(|n| n.as_str()).unwrap_or_default()
+            self.notes
+                .as_ref()
+                .map(|n| format!("={}", n.as_str()))
+                .unwrap_or_default()
         ))
     }
 }
