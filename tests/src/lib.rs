@@ -1,1 +1,12 @@
+//! Shared test support: contract suites for every port, run unchanged
+//! against every adapter of that port, plus the black-box, property and
+//! end-to-end suites under `tests/`.
+//!
+//! # Layout
+//!
+//! - [`contracts`]: one `async fn` per port (`provider_store_contract`,
+//!   `appointment_store_contract`, …) that an adapter's test calls with its
+//!   store. `tests/contracts_memory.rs` runs them on the in-memory adapters,
+//!   `tests/contracts_sqlite.rs` on SQLite files (feature `sqlite`).
 
+pub mod contracts;
