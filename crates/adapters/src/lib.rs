@@ -6,6 +6,8 @@
 //! - [`clock`]: [`clock::SystemClock`] (tokio timers) and [`clock::ManualClock`] for tests.
 //! - [`memory`]: in-memory implementations of every port and an in-process
 //!   message bus with queues, acknowledgements and dead-letter queues.
+//! - [`inline`]: durable in-process delivery for embedded mode: the relay
+//!   runs country processing and confirmation before an event counts as published.
 //! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
 //!   → confirmations) as workers with a `process_one` step, and a runner that
 //!   drives them until shutdown.
@@ -13,6 +15,7 @@
 //!   (+ outbox), idempotency and country stores, with embedded migrations.
 
 pub mod clock;
+pub mod inline;
 pub mod memory;
 pub mod pipeline;
 #[cfg(feature = "sqlite")]

@@ -1,7 +1,9 @@
 //! Embedded mode, the default: the primary store in `{data_dir}/cita.db`,
-//! each served country's store in `{data_dir}/country-{cc}.db`, the
-//! in-process bus, the outbox relay, country processors and confirmation
-//! handler all inside this process.
+//! each served country's store in `{data_dir}/country-{cc}.db`, and the
+//! outbox relay delivering in-process to the country processors and the
+//! confirmation handler ([`InlinePipeline`]): an event counts as published
+//! only once its country recorded it and the confirmation was applied, so a
+//! crash or stop at any point loses nothing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,8 +12,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use cita_adapters::clock::SystemClock;
-use cita_adapters::memory::{InMemoryBus, InMemorySlotLock};
-use cita_adapters::pipeline::{InProcessPipeline, PipelineParts};
+use cita_adapters::inline::InlinePipeline;
+use cita_adapters::memory::InMemorySlotLock;
 use cita_adapters::sqlite::{
     SqliteAppointmentStore, SqliteCountryStore, SqliteDatabase, SqliteIdempotencyStore,
     SqliteProviderStore,
@@ -33,8 +35,8 @@ pub struct Embedded {
     pub outbox: Arc<dyn Outbox>,
     /// What `/ready` checks.
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
-    /// Relay → country processors → confirmations.
-    pub pipeline: InProcessPipeline,
+    /// Relay → country processors → confirmations, durable through the outbox.
+    pub pipeline: InlinePipeline,
 }
 
 /// `/ready` for one SQLite file: a `SELECT 1` on its pool.
@@ -101,18 +103,12 @@ impl Embedded {
                 db,
             }));
         }
-        let bus = Arc::new(InMemoryBus::new(&router));
-        let pipeline = InProcessPipeline::new(
-            &bus,
-            PipelineParts {
-                outbox: appointments.clone(),
-                publisher: bus.clone(),
-                confirmations: bus.clone(),
-                country_stores,
-                service: Arc::clone(&service),
-                router,
-                clock,
-            },
+        let pipeline = InlinePipeline::new(
+            appointments.clone(),
+            Arc::clone(&service),
+            &router,
+            country_stores,
+            clock,
         );
         Ok(Self {
             service,

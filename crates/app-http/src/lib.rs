@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use cita_adapters::pipeline::InProcessPipeline;
+use cita_adapters::inline::InlinePipeline;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -40,7 +40,7 @@ use crate::http::{AppState, RateLimit};
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    pipeline: InProcessPipeline,
+    pipeline: InlinePipeline,
     rate_limit: Arc<RateLimit>,
     grace: Duration,
 }
@@ -84,8 +84,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
-    /// requests finish (up to the grace period), stops the pipeline workers
-    /// after the message in hand and flushes the outbox relay.
+    /// requests finish (up to the grace period), then lets the relay finish
+    /// the batch in hand and flushes the outbox once more.
     ///
     /// # Errors
     /// The server failed.
