@@ -120,7 +120,7 @@ impl Config {
     }
 
     fn extract(figment: &Figment) -> Result<Self, ConfigError> {
-        figment.extract::<Config>().map_err(|e| {
+        let config = figment.extract::<Config>().map_err(|e| {
             let messages: Vec<String> = e
                 .into_iter()
                 .map(|e| {
@@ -138,7 +138,14 @@ impl Config {
                 })
                 .collect();
             ConfigError(messages.join("; "))
-        })
+        })?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log) {
+            return Err(ConfigError(format!(
+                "CITA_LOG / log: {e} ({})",
+                allowed("log")
+            )));
+        }
+        Ok(config)
     }
 
     /// The served countries as a router.
