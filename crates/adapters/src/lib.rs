@@ -8,6 +8,7 @@
 //!   message bus with queues, acknowledgements and dead-letter queues.
 //! - [`inline`]: durable in-process delivery for embedded mode: the relay
 //!   runs country processing and confirmation before an event counts as published.
+//! - `redis` (feature `redis`): `RedisSlotLock`, the slot lock on Redis.
 //! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
 //!   → confirmations) as workers with a `process_one` step, and a runner that
 //!   drives them until shutdown.
@@ -18,5 +19,7 @@ pub mod clock;
 pub mod inline;
 pub mod memory;
 pub mod pipeline;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
