@@ -8,6 +8,9 @@
 //!   message bus with queues, acknowledgements and dead-letter queues.
 //! - [`inline`]: durable in-process delivery for embedded mode: the relay
 //!   runs country processing and confirmation before an event counts as published.
+//! - `mysql` (feature `mysql`): MySQL / MariaDB databases for the same four
+//!   stores (primary, and each country's own), with embedded migrations;
+//!   bookings serialise on per-provider and per-patient lock rows.
 //! - `redis` (feature `redis`): `RedisSlotLock`, the slot lock on Redis.
 //! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
 //!   → confirmations) as workers with a `process_one` step, and a runner that
@@ -18,6 +21,8 @@
 pub mod clock;
 pub mod inline;
 pub mod memory;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 pub mod pipeline;
 #[cfg(feature = "redis")]
 pub mod redis;
