@@ -11,6 +11,8 @@
 //! - `mysql` (feature `mysql`): MySQL / MariaDB databases for the same four
 //!   stores (primary, and each country's own), with embedded migrations;
 //!   bookings serialise on per-provider and per-patient lock rows.
+//! - `postgres` (feature `postgres`): PostgreSQL for the same four stores;
+//!   exclusion constraints refuse overlapping appointments in the database.
 //! - `redis` (feature `redis`): `RedisSlotLock`, the slot lock on Redis.
 //! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
 //!   → confirmations) as workers with a `process_one` step, and a runner that
@@ -24,6 +26,8 @@ pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod pipeline;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]

@@ -1,0 +1,553 @@
+use anyhow::Context as _;
+use async_trait::async_trait;
+use cita_core::booking::{
+    Appointment, AppointmentQuery, AppointmentStore, AppointmentWriteError, CancelReason, Notes,
+};
+use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
+use cita_core::ids::{AppointmentId, EventId, ProviderId, Version};
+use cita_core::slots::{BufferMinutes, MAX_APPOINTMENT};
+use jiff::Timestamp;
+use sqlx::postgres::{PgArguments, PgConnection};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres};
+
+use super::codec::{self, Failure, Instant, Uuid};
+use super::{PostgresDatabase, WRITE_ATTEMPTS};
+
+/// Appointments and their outbox in PostgreSQL.
+///
+/// # Why overlaps cannot slip through
+///
+/// The table's two exclusion constraints refuse any committed state with
+/// two overlapping active appointments of one provider (`[start, end +
+/// buffer)`) or of one patient (`[start, end)`); see the module
+/// documentation for how PostgreSQL enforces them under concurrency and
+/// why each write first takes its provider's and patient's advisory locks.
+/// There is no check-then-write in the adapter: the `INSERT` or `UPDATE`
+/// either passes the constraints or fails with SQLSTATE 23P01, which names
+/// the constraint and so the refusal. The appointment row and its outbox
+/// row are written in one transaction; any error before `COMMIT` rolls
+/// both back.
+#[derive(Debug, Clone)]
+pub struct PostgresAppointmentStore {
+    pool: PgPool,
+}
+
+impl PostgresAppointmentStore {
+    /// A store over `db`'s pool.
+    pub fn new(db: &PostgresDatabase) -> Self {
+        Self {
+            pool: db.pool().clone(),
+        }
+    }
+}
+
+/// The earliest instant a `timestamptz` holds (4714-11-24 00:00 UTC BC):
+/// the lower bound of a listing without one.
+fn earliest() -> Timestamp {
+    Timestamp::from_second(-210_866_803_200).expect("within jiff's range")
+}
+
+/// The columns every read selects, in [`AppointmentRow`]'s order.
+macro_rules! columns {
+    () => {
+        "id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, status, \
+         version, notes, cancel_reason, created_at, updated_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct AppointmentRow {
+    id: Uuid,
+    provider_id: String,
+    patient_id: String,
+    country: String,
+    start_at: Instant,
+    end_at: Instant,
+    buffer_minutes: i32,
+    status: String,
+    version: i64,
+    notes: Option<String>,
+    cancel_reason: Option<String>,
+    created_at: Instant,
+    updated_at: Instant,
+}
+
+impl TryFrom<AppointmentRow> for Appointment {
+    type Error = anyhow::Error;
+
+    fn try_from(r: AppointmentRow) -> anyhow::Result<Self> {
+        let id = codec::parse_appointment_id(r.id)?;
+        let buffer = u32::try_from(r.buffer_minutes)
+            .ok()
+            .and_then(|b| BufferMinutes::new(b).ok())
+            .with_context(|| format!("appointment {id}: invalid buffer {}", r.buffer_minutes))?;
+        Ok(Appointment {
+            id,
+            provider_id: codec::parse_provider_id(&r.provider_id)?,
+            patient_id: codec::parse_patient_id(&r.patient_id)?,
+            country: codec::parse_country(&r.country)?,
+            start: codec::instant(r.start_at),
+            end: codec::instant(r.end_at),
+            buffer,
+            status: codec::parse_status(&r.status)?,
+            version: codec::parse_version(r.version)?,
+            notes: r
+                .notes
+                .map(|n| Notes::parse(&n))
+                .transpose()
+                .with_context(|| format!("appointment {id}: invalid notes"))?,
+            cancel_reason: r
+                .cancel_reason
+                .map(|c| CancelReason::parse(&c))
+                .transpose()
+                .with_context(|| format!("appointment {id}: invalid cancel reason"))?,
+            created_at: codec::instant(r.created_at),
+            updated_at: codec::instant(r.updated_at),
+        })
+    }
+}
+
+/// An appointment encoded for its row, in the parameter order of
+/// [`INSERT`] and [`UPDATE`] (`$1` … `$14`).
+struct Columns<'a> {
+    id: Uuid,
+    provider_id: &'a str,
+    patient_id: &'a str,
+    country: &'a str,
+    start_at: Instant,
+    end_at: Instant,
+    buffer_minutes: i32,
+    hold_until: Instant,
+    status: &'static str,
+    version: i64,
+    notes: Option<&'a str>,
+    cancel_reason: Option<&'a str>,
+    created_at: Instant,
+    updated_at: Instant,
+    /// Whether the row holds time (and so takes the advisory locks).
+    active: bool,
+}
+
+impl<'a> Columns<'a> {
+    fn of(a: &'a Appointment) -> anyhow::Result<Self> {
+        let (_, hold_end) = a.provider_hold();
+        Ok(Self {
+            id: codec::appointment_id(a.id),
+            provider_id: a.provider_id.as_str(),
+            patient_id: a.patient_id.as_str(),
+            country: a.country.as_str(),
+            start_at: Instant::of(a.start),
+            end_at: Instant::of(a.end),
+            buffer_minutes: i32::try_from(a.buffer.get()).context("buffer out of range")?,
+            hold_until: Instant::of(hold_end),
+            status: codec::status(a.status),
+            version: codec::version(a.version)?,
+            notes: a.notes.as_ref().map(Notes::as_str),
+            cancel_reason: a.cancel_reason.as_ref().map(CancelReason::as_str),
+            created_at: Instant::of(a.created_at),
+            updated_at: Instant::of(a.updated_at),
+            active: a.status.is_active(),
+        })
+    }
+
+    fn bind<'q>(&'q self, sql: &'static str) -> Query<'q, Postgres, PgArguments> {
+        sqlx::query(sql)
+            .bind(self.id)
+            .bind(self.provider_id)
+            .bind(self.patient_id)
+            .bind(self.country)
+            .bind(self.start_at)
+            .bind(self.end_at)
+            .bind(self.buffer_minutes)
+            .bind(self.hold_until)
+            .bind(self.status)
+            .bind(self.version)
+            .bind(self.notes)
+            .bind(self.cancel_reason)
+            .bind(self.created_at)
+            .bind(self.updated_at)
+    }
+}
+
+/// An event encoded for its outbox row.
+struct EventRow {
+    event_id: Uuid,
+    appointment_id: Uuid,
+    envelope: String,
+}
+
+impl EventRow {
+    fn of(event: &EventEnvelope) -> anyhow::Result<Self> {
+        Ok(Self {
+            event_id: codec::event_id(event.event_id),
+            appointment_id: codec::appointment_id(event.appointment_id),
+            envelope: serde_json::to_string(event).context("encoding an event")?,
+        })
+    }
+}
+
+const INSERT: &str = "INSERT INTO appointments \
+    (id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, hold_until, \
+     status, version, notes, cancel_reason, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// The version check is part of the statement: `$15` is the expected version.
+const UPDATE: &str = "UPDATE appointments SET provider_id = $2, patient_id = $3, country = $4, \
+    start_at = $5, end_at = $6, buffer_minutes = $7, hold_until = $8, status = $9, \
+    version = $10, notes = $11, cancel_reason = $12, created_at = $13, updated_at = $14 \
+    WHERE id = $1 AND version = $15";
+
+/// The provider's (`$1`) and then the patient's (`$2`) transaction-scoped
+/// advisory lock. The materialised CTE fixes the order: the outer `SELECT`
+/// cannot take the patient's lock before the CTE has produced its row. The
+/// two-key form keeps Cita's locks apart from single-`bigint` ones (sqlx's
+/// migrator uses those); the first key is the class, "CITP" and "CITX" in
+/// ASCII, the second the id's `hashtext`.
+const LOCK_PROVIDER_AND_PATIENT: &str = "WITH provider AS MATERIALIZED \
+    (SELECT pg_advisory_xact_lock(1128878160, hashtext($1))) \
+    SELECT pg_advisory_xact_lock(1128878168, hashtext($2)) FROM provider";
+
+const INSERT_EVENT: &str = "INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
+    VALUES ($1, $2, $3::jsonb, $4)";
+
+/// Another active appointment of the provider `$1` whose hold meets
+/// `[$2, $3)`, other than `$4`; answered by the provider's exclusion index.
+const PROVIDER_CLASH: &str = "SELECT 1 FROM appointments \
+    WHERE provider_id = $1 AND status <> 'cancelled' \
+      AND tstzrange(start_at, hold_until, '[)') && tstzrange($2, $3, '[)') AND id <> $4 \
+    LIMIT 1";
+
+const GET: &str = concat!("SELECT ", columns!(), " FROM appointments WHERE id = $1");
+
+/// Listing filters, all bound so the SQL stays static. `from` and `after`
+/// are one lower bound: "start ≥ from" is the position `(from, nil UUID)`
+/// (every UUIDv7 sorts after the nil UUID), and the later of the two
+/// positions is bound as `($3, $4)`. The row comparison
+/// `(start_at, id) > ($3, $4)` is a range the index on `(…, start_at, id)`
+/// answers directly, so a later page starts where the previous one ended.
+/// A missing `from`/`until` is the earliest `timestamptz` / the latest
+/// instant jiff knows.
+macro_rules! list_sql {
+    ($owner:literal) => {
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM appointments WHERE ",
+            $owner,
+            " AND (start_at, id) > ($3, $4) AND start_at < $5 \
+              AND ($6::text IS NULL OR status = $6) \
+            ORDER BY start_at, id LIMIT $7"
+        )
+    };
+}
+
+/// By provider (`$1`), and by patient too when `$2` is not NULL.
+const LIST_BY_PROVIDER: &str =
+    list_sql!("provider_id = $1 AND ($2::text IS NULL OR patient_id = $2)");
+/// By patient (`$2`); `$1` is NULL.
+const LIST_BY_PATIENT: &str = list_sql!("patient_id = $2 AND $1::text IS NULL");
+
+/// Active appointments of `$1` whose `[start_at, end_at)` meets `[$3, $4)`;
+/// `$2` (= `$3` − the longest appointment) bounds the range on the partial
+/// index of active rows by `(provider_id, start_at)`.
+const ACTIVE_IN_RANGE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM appointments \
+    WHERE provider_id = $1 AND status <> 'cancelled' \
+      AND start_at > $2 AND start_at < $4 AND end_at > $3 \
+    ORDER BY start_at, id"
+);
+
+const UNPUBLISHED: &str =
+    "SELECT envelope::text AS envelope, created_at FROM outbox ORDER BY seq LIMIT $1";
+
+const MARK_PUBLISHED: &str = "DELETE FROM outbox WHERE event_id = ANY($1)";
+
+const BACKLOG: &str = "SELECT count(*) AS pending, \
+    (SELECT created_at FROM outbox ORDER BY seq LIMIT 1) AS oldest FROM outbox";
+
+/// Takes the advisory locks of an active row (see [`LOCK_PROVIDER_AND_PATIENT`]).
+async fn lock_owners(conn: &mut PgConnection, c: &Columns<'_>) -> Result<(), Failure> {
+    if !c.active {
+        // A cancelled row enters neither constraint's index, so it never
+        // waits on another writer and needs no queueing.
+        return Ok(());
+    }
+    sqlx::query(LOCK_PROVIDER_AND_PATIENT)
+        .bind(c.provider_id)
+        .bind(c.patient_id)
+        .execute(conn)
+        .await
+        .map_err(|e| codec::classify(e, "taking the provider's and patient's locks"))?;
+    Ok(())
+}
+
+/// Writes an outbox row; `at` is the change's time (the appointment's
+/// `updated_at`), as in every store.
+async fn push_event(conn: &mut PgConnection, e: &EventRow, at: Instant) -> Result<(), Failure> {
+    sqlx::query(INSERT_EVENT)
+        .bind(e.event_id)
+        .bind(e.appointment_id)
+        .bind(e.envelope.as_str())
+        .bind(at)
+        .execute(conn)
+        .await
+        .map_err(|e| codec::classify(e, "writing an outbox entry"))?;
+    Ok(())
+}
+
+impl PostgresAppointmentStore {
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>, Failure> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| codec::classify(e, "starting a transaction"))
+    }
+
+    /// One attempt at an insert.
+    async fn try_insert(&self, c: &Columns<'_>, e: &EventRow) -> Result<(), Failure> {
+        let mut tx = self.begin().await?;
+        lock_owners(&mut tx, c).await?;
+        c.bind(INSERT)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| codec::classify(e, "inserting an appointment"))?;
+        push_event(&mut tx, e, c.updated_at).await?;
+        tx.commit()
+            .await
+            .map_err(|e| codec::classify(e, "committing an appointment"))
+    }
+
+    /// One attempt at an update; `Ok(false)` when the stored version is not
+    /// `expected` (or there is no such appointment).
+    async fn try_update(
+        &self,
+        c: &Columns<'_>,
+        expected: i64,
+        e: Option<&EventRow>,
+    ) -> Result<bool, Failure> {
+        let mut tx = self.begin().await?;
+        lock_owners(&mut tx, c).await?;
+        let done = c
+            .bind(UPDATE)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| codec::classify(e, "updating an appointment"))?;
+        if done.rows_affected() == 0 {
+            // Dropping the transaction rolls it back (it wrote nothing).
+            return Ok(false);
+        }
+        if let Some(e) = e {
+            push_event(&mut tx, e, c.updated_at).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| codec::classify(e, "committing an appointment"))?;
+        Ok(true)
+    }
+
+    /// Runs `attempt` until it is not a deadlock victim (at most
+    /// [`WRITE_ATTEMPTS`] times), and turns its failure into the port's error.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        a: &Appointment,
+        mut attempt: F,
+    ) -> Result<T, AppointmentWriteError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut tries = 1;
+        loop {
+            match attempt().await {
+                Ok(t) => return Ok(t),
+                Err(Failure::Refused(refusal)) => return Err(self.confirm(refusal, a).await),
+                Err(Failure::Transient(e)) if tries < WRITE_ATTEMPTS => {
+                    tracing::debug!(error = %format!("{e:#}"), tries, "retrying an appointment write");
+                    tries += 1;
+                }
+                Err(Failure::Transient(e) | Failure::Other(e)) => {
+                    return Err(AppointmentWriteError::Unexpected(e));
+                }
+            }
+        }
+    }
+
+    /// The provider is checked first: a `PatientBusy` from the constraints
+    /// becomes `SlotTaken` when the provider is taken too (see the module
+    /// documentation: only OID order makes PostgreSQL report the provider's
+    /// constraint first).
+    async fn confirm(
+        &self,
+        refusal: AppointmentWriteError,
+        a: &Appointment,
+    ) -> AppointmentWriteError {
+        if !matches!(refusal, AppointmentWriteError::PatientBusy) {
+            return refusal;
+        }
+        let (start, hold_end) = a.provider_hold();
+        let taken: Result<Option<i32>, _> = sqlx::query_scalar(PROVIDER_CLASH)
+            .bind(a.provider_id.as_str())
+            .bind(Instant::of(start))
+            .bind(Instant::of(hold_end))
+            .bind(codec::appointment_id(a.id))
+            .fetch_optional(&self.pool)
+            .await;
+        match taken {
+            Ok(Some(_)) => AppointmentWriteError::SlotTaken,
+            Ok(None) => refusal,
+            Err(e) => AppointmentWriteError::Unexpected(
+                anyhow::Error::new(e).context("checking the provider's appointments"),
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl AppointmentStore for PostgresAppointmentStore {
+    async fn insert(
+        &self,
+        appointment: &Appointment,
+        event: &EventEnvelope,
+    ) -> Result<(), AppointmentWriteError> {
+        let columns = Columns::of(appointment)?;
+        let event = EventRow::of(event)?;
+        self.with_retries(appointment, || self.try_insert(&columns, &event))
+            .await
+    }
+
+    async fn update<'a>(
+        &self,
+        appointment: &Appointment,
+        expected: Version,
+        event: Option<&'a EventEnvelope>,
+    ) -> Result<(), AppointmentWriteError> {
+        let columns = Columns::of(appointment)?;
+        let expected = codec::version(expected)?;
+        let event = event.map(EventRow::of).transpose()?;
+        let updated = self
+            .with_retries(appointment, || {
+                self.try_update(&columns, expected, event.as_ref())
+            })
+            .await?;
+        if updated {
+            Ok(())
+        } else {
+            Err(AppointmentWriteError::VersionConflict)
+        }
+    }
+
+    async fn get(&self, id: AppointmentId) -> anyhow::Result<Option<Appointment>> {
+        let row: Option<AppointmentRow> = sqlx::query_as(GET)
+            .bind(codec::appointment_id(id))
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading an appointment")?;
+        row.map(Appointment::try_from).transpose()
+    }
+
+    async fn list(&self, query: &AppointmentQuery) -> anyhow::Result<Vec<Appointment>> {
+        let sql = if query.provider.is_some() {
+            LIST_BY_PROVIDER
+        } else {
+            LIST_BY_PATIENT
+        };
+        // Positions compare as (start, uuid bytes), PostgreSQL's order.
+        let from = (
+            Instant::of(query.from.unwrap_or_else(earliest)),
+            Uuid(uuid::Uuid::nil()),
+        );
+        let after = query
+            .after
+            .map(|(t, id)| (Instant::of(t), codec::appointment_id(id)));
+        let (lo_start, lo_id) = after.map_or(from, |after| after.max(from));
+        let rows: Vec<AppointmentRow> = sqlx::query_as(sql)
+            .bind(query.provider.as_ref().map(ProviderId::as_str))
+            .bind(query.patient.as_ref().map(|p| p.as_str()))
+            .bind(lo_start)
+            .bind(lo_id)
+            .bind(Instant::of(query.until.unwrap_or(Timestamp::MAX)))
+            .bind(query.status.map(codec::status))
+            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .context("listing appointments")?;
+        rows.into_iter().map(Appointment::try_from).collect()
+    }
+
+    async fn active_in_range(
+        &self,
+        provider: &ProviderId,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> anyhow::Result<Vec<Appointment>> {
+        let rows: Vec<AppointmentRow> = sqlx::query_as(ACTIVE_IN_RANGE)
+            .bind(provider.as_str())
+            .bind(Instant::of(from - MAX_APPOINTMENT))
+            .bind(Instant::of(from))
+            .bind(Instant::of(until))
+            .fetch_all(&self.pool)
+            .await
+            .context("reading a provider's appointments")?;
+        rows.into_iter().map(Appointment::try_from).collect()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    envelope: String,
+    created_at: Instant,
+}
+
+#[derive(sqlx::FromRow)]
+struct BacklogRow {
+    pending: i64,
+    oldest: Option<Instant>,
+}
+
+#[async_trait]
+impl Outbox for PostgresAppointmentStore {
+    async fn unpublished(&self, limit: usize) -> anyhow::Result<Vec<OutboxEntry>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(UNPUBLISHED)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .context("reading the outbox")?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(OutboxEntry {
+                    event: serde_json::from_str(&r.envelope)
+                        .context("unreadable outbox envelope")?,
+                    created_at: codec::instant(r.created_at),
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_published(&self, ids: &[EventId]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = ids.iter().copied().map(codec::event_id).collect();
+        sqlx::query(MARK_PUBLISHED)
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .context("marking outbox entries published")?;
+        Ok(())
+    }
+
+    async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
+        let row: BacklogRow = sqlx::query_as(BACKLOG)
+            .fetch_one(&self.pool)
+            .await
+            .context("counting the outbox")?;
+        Ok(OutboxBacklog {
+            pending: u64::try_from(row.pending).context("negative count")?,
+            oldest: row.oldest.map(codec::instant),
+        })
+    }
+}

@@ -1,0 +1,401 @@
+//! The contract suites against the PostgreSQL adapters, each on a fresh
+//! database of the server named by `TEST_POSTGRES_URL` (for example
+//! `postgres://postgres@127.0.0.1:5432/postgres`; its role must be allowed
+//! to create databases). Without the variable the tests say they were
+//! skipped and pass, except in CI (`CI=true`), where a missing server is a
+//! failure.
+//!
+//! Every test creates `cita_test_<random>` through that URL and drops it
+//! when it ends (a guard does it even when the test panics), so runs and
+//! tests never share data. A database, not a schema: the `btree_gist`
+//! extension is per database and lives in one schema, so tests sharing a
+//! database would share (and drop) it.
+#![cfg(feature = "postgres")]
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cita_adapters::postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use cita_adapters::postgres::sqlx::{self, AssertSqlSafe, PgPool};
+use cita_adapters::postgres::{
+    PoolSettings, PostgresAppointmentStore, PostgresCountryStore, PostgresDatabase,
+    PostgresIdempotencyStore, PostgresProviderStore,
+};
+use cita_core::booking::{Appointment, AppointmentStatus, AppointmentStore, AppointmentWriteError};
+use cita_core::events::{EventEnvelope, EventType, Outbox};
+use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
+use cita_core::routing::CountryCode;
+use cita_core::slots::BufferMinutes;
+use cita_tests::contracts;
+use jiff::{SignedDuration, Timestamp};
+
+/// The server's URL, or `None` (after saying so) when the tests should skip.
+///
+/// # Panics
+/// In CI without a server.
+fn server_url(test: &str) -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "TEST_POSTGRES_URL is required in CI"
+            );
+            eprintln!("skipped {test}: TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// A freshly created database, migrated, dropped when this is dropped.
+struct Scratch {
+    db: PostgresDatabase,
+    options: PgConnectOptions,
+    admin: PgConnectOptions,
+    name: String,
+}
+
+/// Enough connections for the races to be real races, few enough that the
+/// tests of one run (two at a time by default) stay well inside the
+/// server's `max_connections` (100 by default).
+fn settings() -> PoolSettings {
+    PoolSettings {
+        max_connections: 16,
+        acquire_timeout: Duration::from_secs(30),
+        ..PoolSettings::default()
+    }
+}
+
+async fn admin_pool(admin: &PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(admin.clone())
+        .await
+        .expect("the TEST_POSTGRES_URL server accepts connections")
+}
+
+impl Scratch {
+    async fn new(test: &str) -> Option<Self> {
+        let url = server_url(test)?;
+        let admin = PgConnectOptions::from_str(&url).expect("TEST_POSTGRES_URL parses");
+        let name = format!("cita_test_{}", uuid::Uuid::new_v4().simple());
+        let pool = admin_pool(&admin).await;
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("the test role may create databases");
+        pool.close().await;
+        let options = admin.clone().database(&name);
+        let scratch = Self {
+            // A failed connect drops the database itself: there is no guard yet.
+            db: match PostgresDatabase::connect_with(options.clone(), settings()).await {
+                Ok(db) => db,
+                Err(e) => {
+                    drop_database(&admin, &name);
+                    panic!("connecting to and migrating {name}: {e:#}");
+                }
+            },
+            options,
+            admin,
+            name,
+        };
+        Some(scratch)
+    }
+
+    /// Another, independent pool on the same database: another process.
+    async fn second_pool(&self) -> PostgresDatabase {
+        PostgresDatabase::connect_with(self.options.clone(), settings())
+            .await
+            .expect("a second pool connects and finds the schema migrated")
+    }
+}
+
+/// Drops `name` from a thread of its own with its own runtime: this runs in
+/// `Drop`, possibly while a test's runtime is unwinding.
+fn drop_database(admin: &PgConnectOptions, name: &str) {
+    let (admin, sql) = (
+        admin.clone(),
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    let done = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let pool = admin_pool(&admin).await;
+            let dropped = sqlx::query(AssertSqlSafe(sql)).execute(&pool).await;
+            pool.close().await;
+            dropped.map(|_| ())
+        })
+    })
+    .join();
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("could not drop test database {name}: {e}"),
+        Err(_) => eprintln!("could not drop test database {name}: the dropping thread panicked"),
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        drop_database(&self.admin, &self.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn provider_store() {
+    let Some(s) = Scratch::new("provider_store").await else {
+        return;
+    };
+    contracts::provider_store_contract(Arc::new(PostgresProviderStore::new(&s.db))).await;
+}
+
+/// The whole suite, the 64-way races of one slot and of one patient included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appointment_store_and_outbox() {
+    let Some(s) = Scratch::new("appointment_store_and_outbox").await else {
+        return;
+    };
+    let store = Arc::new(PostgresAppointmentStore::new(&s.db));
+    contracts::appointment_store_contract(store.clone(), store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_store() {
+    let Some(s) = Scratch::new("idempotency_store").await else {
+        return;
+    };
+    contracts::idempotency_store_contract(Arc::new(PostgresIdempotencyStore::new(&s.db))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn country_store() {
+    let Some(s) = Scratch::new("country_store").await else {
+        return;
+    };
+    contracts::country_store_contract(Arc::new(PostgresCountryStore::new(&s.db))).await;
+}
+
+/// Two pools on one database behave like two processes: the database, not
+/// the pool, refuses overlaps and orders the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appointment_store_shared_by_two_pools() {
+    let Some(s) = Scratch::new("appointment_store_shared_by_two_pools").await else {
+        return;
+    };
+    let other = s.second_pool().await;
+    let a = Arc::new(PostgresAppointmentStore::new(&s.db));
+    let b = Arc::new(PostgresAppointmentStore::new(&other));
+    contracts::appointment_store_contract(a, b).await;
+}
+
+#[tokio::test]
+async fn connect_pings_and_migrating_again_changes_nothing() {
+    let Some(s) = Scratch::new("connect_pings_and_migrating_again_changes_nothing").await else {
+        return;
+    };
+    s.db.ping().await.expect("ping");
+    let again = s.second_pool().await;
+    again.ping().await.expect("ping on a second pool");
+    let migrations: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(s.db.pool())
+        .await
+        .expect("the migrations table");
+    assert_eq!(migrations, 4, "each migration applied once");
+    let timed = PostgresDatabase::connect_with(
+        s.options.clone(),
+        PoolSettings {
+            statement_timeout: Some(Duration::from_millis(1500)),
+            ..settings()
+        },
+    )
+    .await
+    .expect("connects with a statement timeout");
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(timed.pool())
+        .await
+        .expect("SHOW");
+    assert_eq!(timeout, "1500ms", "the pool's statement timeout is set");
+    timed.close().await;
+    let url = format!(
+        "postgres://nobody@{}:{}/{}",
+        s.options.get_host(),
+        s.options.get_port(),
+        s.name
+    );
+    let refused = PostgresDatabase::connect(&url, settings()).await;
+    assert!(refused.is_err(), "an unknown role is refused: {refused:?}");
+    assert!(
+        PostgresDatabase::connect("mysql://x", settings())
+            .await
+            .is_err(),
+        "another scheme is refused"
+    );
+}
+
+/// A tiny xorshift generator: the tests crate has no `rand`, and a seed
+/// printed on failure makes a run reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Rounds of the mixed race, each on its own providers and patients.
+const ROUNDS: usize = 4;
+/// Concurrent inserts per round.
+const RACERS: usize = 64;
+
+/// Concurrent inserts of overlapping times of mixed lengths and buffers, at
+/// three providers and for eight patients, starting anywhere within one
+/// hour: afterwards a direct query finds no two active appointments of one
+/// provider whose holds overlap and none of one patient whose times
+/// overlap; every refusal is explained by an appointment that was stored,
+/// and the outbox holds exactly the winners' events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_mixed_inserts_never_leave_an_overlap() {
+    let Some(s) = Scratch::new("concurrent_mixed_inserts_never_leave_an_overlap").await else {
+        return;
+    };
+    let store: Arc<dyn AppointmentStore> = Arc::new(PostgresAppointmentStore::new(&s.db));
+    let outbox = PostgresAppointmentStore::new(&s.db);
+    let seed = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .expect("8 bytes"),
+    ) | 1;
+    let mut rng = Rng(seed);
+    let day: Timestamp = "2031-03-03T09:00:00Z".parse().expect("valid instant");
+    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("in range");
+
+    for round in 0..ROUNDS {
+        let providers: Vec<ProviderId> = (0..3)
+            .map(|i| ProviderId::parse(&format!("race-{round}-p{i}-{seed:x}")).expect("valid id"))
+            .collect();
+        let patients: Vec<PatientId> = (0..8)
+            .map(|i| PatientId::parse(&format!("race-{round}-x{i}-{seed:x}")).expect("valid id"))
+            .collect();
+        let candidates: Vec<Appointment> = (0..RACERS)
+            .map(|_| {
+                let start = day + SignedDuration::from_mins(rng.below(60) as i64);
+                let minutes = [15, 30, 45, 60][rng.below(4) as usize];
+                let buffer = [0, 5, 10][rng.below(3) as usize];
+                Appointment {
+                    id: AppointmentId::new(),
+                    provider_id: providers[rng.below(3) as usize].clone(),
+                    patient_id: patients[rng.below(8) as usize].clone(),
+                    country: CountryCode::PE,
+                    start,
+                    end: start + SignedDuration::from_mins(minutes),
+                    buffer: BufferMinutes::new(buffer).expect("valid buffer"),
+                    status: AppointmentStatus::Pending,
+                    version: Version::FIRST,
+                    notes: None,
+                    cancel_reason: None,
+                    created_at: now,
+                    updated_at: now,
+                }
+            })
+            .collect();
+
+        let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+        let tasks: Vec<_> = candidates
+            .iter()
+            .cloned()
+            .map(|a| {
+                let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    let ev = EventEnvelope::for_appointment(EventType::Requested, &a, a.updated_at);
+                    barrier.wait().await;
+                    let r = store.insert(&a, &ev).await;
+                    (r, ev)
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(RACERS);
+        for t in tasks {
+            results.push(t.await.expect("racing task does not panic"));
+        }
+
+        let case = format!("seed {seed:#x}, round {round}");
+        let winners: Vec<&Appointment> = candidates
+            .iter()
+            .zip(&results)
+            .filter(|(_, (r, _))| r.is_ok())
+            .map(|(a, _)| a)
+            .collect();
+        assert!(!winners.is_empty(), "{case}: someone wins");
+        for (a, (r, _)) in candidates.iter().zip(&results) {
+            match r {
+                Ok(()) => {}
+                Err(AppointmentWriteError::SlotTaken) => assert!(
+                    winners
+                        .iter()
+                        .any(|w| w.provider_id == a.provider_id && w.provider_overlaps(a)),
+                    "{case}: SlotTaken for {a:?} without a stored overlap at its provider"
+                ),
+                Err(AppointmentWriteError::PatientBusy) => assert!(
+                    winners
+                        .iter()
+                        .any(|w| w.patient_id == a.patient_id && w.patient_overlaps(a)),
+                    "{case}: PatientBusy for {a:?} without a stored overlap of its patient"
+                ),
+                Err(e) => panic!("{case}: unexpected result {e:?}"),
+            }
+            assert_eq!(
+                store.get(a.id).await.expect("get succeeds").is_some(),
+                r.is_ok(),
+                "{case}: exactly the winners are stored"
+            );
+        }
+        let pending: Vec<_> = outbox
+            .unpublished(100_000)
+            .await
+            .expect("unpublished succeeds")
+            .into_iter()
+            .map(|e| e.event.event_id)
+            .collect();
+        for (r, ev) in &results {
+            assert_eq!(
+                pending.contains(&ev.event_id),
+                r.is_ok(),
+                "{case}: exactly the winners' events are in the outbox"
+            );
+        }
+    }
+
+    // Straight from the table, whatever the adapter believes.
+    let clashes: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT 'provider', a.id::text, b.id::text FROM appointments a \
+           JOIN appointments b ON a.provider_id = b.provider_id AND a.id < b.id \
+          WHERE a.status <> 'cancelled' AND b.status <> 'cancelled' \
+            AND a.start_at < b.hold_until AND b.start_at < a.hold_until \
+         UNION ALL \
+         SELECT 'patient', a.id::text, b.id::text FROM appointments a \
+           JOIN appointments b ON a.patient_id = b.patient_id AND a.id < b.id \
+          WHERE a.status <> 'cancelled' AND b.status <> 'cancelled' \
+            AND a.start_at < b.end_at AND b.start_at < a.end_at",
+    )
+    .fetch_all(s.db.pool())
+    .await
+    .expect("the overlap query runs");
+    assert!(
+        clashes.is_empty(),
+        "seed {seed:#x}: overlapping active appointments: {clashes:?}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM appointments")
+        .fetch_one(s.db.pool())
+        .await
+        .expect("count");
+    assert!(
+        stored >= ROUNDS as i64,
+        "seed {seed:#x}: every round stored some"
+    );
+}
