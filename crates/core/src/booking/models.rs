@@ -76,7 +76,8 @@ macro_rules! bounded_text {
             /// # Errors
             /// [`TextTooLong`] past the limit.
             pub fn parse(s: &str) -> Result<Self, TextTooLong> {
-                if s.chars().count() > Self::MAX_CHARS {
+                // NUL cannot be stored by every database (PostgreSQL text).
+                if s.chars().count() > Self::MAX_CHARS || s.contains('\0') {
                     Err(TextTooLong { max: Self::MAX_CHARS })
                 } else {
                     Ok(Self(s.to_owned()))
@@ -91,9 +92,9 @@ macro_rules! bounded_text {
     };
 }
 
-/// A text was longer than allowed.
+/// A text was longer than allowed (or held a NUL character).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be at most {max} characters")]
+#[error("must be at most {max} characters, without NUL")]
 pub struct TextTooLong {
     /// The limit, in characters.
     pub max: usize,

@@ -20,7 +20,7 @@ impl ProviderName {
     /// [`ProviderNameError`].
     pub fn parse(s: &str) -> Result<Self, ProviderNameError> {
         let n = s.chars().count();
-        if n == 0 || n > 200 || s.trim().is_empty() {
+        if n == 0 || n > 200 || s.trim().is_empty() || s.contains('\0') {
             return Err(ProviderNameError);
         }
         Ok(Self(s.to_owned()))
