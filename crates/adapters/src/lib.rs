@@ -8,17 +8,17 @@
 //!   message bus with queues, acknowledgements and dead-letter queues.
 //! - [`inline`]: durable in-process delivery for embedded mode: the relay
 //!   runs country processing and confirmation before an event counts as published.
-//! - `mysql` (feature `mysql`): MySQL / MariaDB databases for the same four
-//!   stores (primary, and each country's own), with embedded migrations;
-//!   bookings serialise on per-provider and per-patient lock rows.
-//! - `postgres` (feature `postgres`): PostgreSQL for the same four stores;
-//!   exclusion constraints refuse overlapping appointments in the database.
 //! - `redis` (feature `redis`): `RedisSlotLock`, the slot lock on Redis.
 //! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
 //!   → confirmations) as workers with a `process_one` step, and a runner that
 //!   drives them until shutdown.
 //! - `sqlite` (feature `sqlite`): SQLite files for the provider, appointment
 //!   (+ outbox), idempotency and country stores, with embedded migrations.
+//! - `mysql` (feature `mysql`): MySQL / MariaDB databases for the same four
+//!   stores (primary, and each country's own), with embedded migrations;
+//!   bookings serialise on per-provider and per-patient lock rows.
+//! - `postgres` (feature `postgres`): PostgreSQL for the same four stores;
+//!   exclusion constraints refuse overlapping appointments in the database.
 
 pub mod clock;
 pub mod inline;

@@ -21,6 +21,7 @@ pub mod embedded;
 pub mod http;
 pub mod metrics;
 pub mod observer;
+pub mod stores;
 pub mod telemetry;
 
 use std::future::Future;
