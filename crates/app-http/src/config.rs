@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use cita_adapters::sqlite::Synchronous;
 use cita_core::routing::{CountryCode, CountryRouter};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -18,6 +19,29 @@ pub enum LogFormat {
     Json,
     /// Human-readable, coloured when on a terminal.
     Pretty,
+}
+
+/// How embedded mode's SQLite files make a commit durable
+/// (`PRAGMA synchronous`; the files are in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Sync the WAL at every commit: a commit survives a power loss or OS
+    /// crash. Each commit waits for the disk, which bounds write throughput.
+    Full,
+    /// Sync at checkpoints only (SQLite's recommendation for WAL): a commit
+    /// survives a crash of this process; a power loss or OS crash may lose
+    /// the last commits, never corrupting the file.
+    Normal,
+}
+
+impl From<SqliteSynchronous> for Synchronous {
+    fn from(s: SqliteSynchronous) -> Self {
+        match s {
+            SqliteSynchronous::Full => Synchronous::Full,
+            SqliteSynchronous::Normal => Synchronous::Normal,
+        }
+    }
 }
 
 /// Everything `cita-http` can be told.
@@ -43,6 +67,9 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests, in seconds
     /// (`CITA_SHUTDOWN_GRACE_SECONDS`, default 10).
     pub shutdown_grace_seconds: u64,
+    /// Commit durability of embedded mode's SQLite files
+    /// (`CITA_SQLITE_SYNCHRONOUS`: `full` or `normal`, default `normal`).
+    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 impl Default for Config {
@@ -56,6 +83,7 @@ impl Default for Config {
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             shutdown_grace_seconds: 10,
+            sqlite_synchronous: SqliteSynchronous::Normal,
         }
     }
 }
@@ -163,6 +191,7 @@ fn allowed(key: &str) -> &'static str {
         "log" => "a tracing filter such as info or cita_http=debug,info",
         "rate_limit_per_second" | "rate_limit_burst" => "a whole number, 0 to 4294967295",
         "shutdown_grace_seconds" => "a whole number of seconds",
+        "sqlite_synchronous" => "full or normal",
         _ => "see docs/configuration.md for the known keys",
     }
 }
@@ -185,6 +214,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.countries, vec![CountryCode::PE, CountryCode::CL]);
+        assert_eq!(c.sqlite_synchronous, SqliteSynchronous::Normal);
     }
 
     #[test]
@@ -197,6 +227,19 @@ mod tests {
         let e = with(&[("log_format", "xml")]).unwrap_err().to_string();
         assert!(
             e.contains("CITA_LOG_FORMAT") && e.contains("json or pretty"),
+            "{e}"
+        );
+        assert_eq!(
+            with(&[("sqlite_synchronous", "full")])
+                .unwrap()
+                .sqlite_synchronous,
+            SqliteSynchronous::Full
+        );
+        let e = with(&[("sqlite_synchronous", "off")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CITA_SQLITE_SYNCHRONOUS") && e.contains("full or normal"),
             "{e}"
         );
         let e = with(&[("countries", "PE,zz")]).unwrap_err().to_string();

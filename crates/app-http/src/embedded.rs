@@ -4,6 +4,12 @@
 //! confirmation handler ([`InlinePipeline`]): an event counts as published
 //! only once its country recorded it and the confirmation was applied, so a
 //! crash or stop at any point loses nothing.
+//!
+//! This process is the only writer of its data folder (two processes on one
+//! folder is not a supported deployment), which is what makes the caches of
+//! [`cache`] valid here and nowhere else.
+
+pub mod cache;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,13 +22,14 @@ use cita_adapters::inline::InlinePipeline;
 use cita_adapters::memory::InMemorySlotLock;
 use cita_adapters::sqlite::{
     SqliteAppointmentStore, SqliteCountryStore, SqliteDatabase, SqliteIdempotencyStore,
-    SqliteProviderStore,
+    SqliteOptions, SqliteProviderStore,
 };
 use cita_core::booking::BookingService;
 use cita_core::clock::Clock;
 use cita_core::country::CountryStore;
 use cita_core::events::Outbox;
 
+use self::cache::{SingleWriterAppointmentCache, SingleWriterProviderCache};
 use crate::config::Config;
 use crate::http::ReadinessCheck;
 use crate::observer::MetricsObserver;
@@ -37,9 +44,45 @@ pub struct Embedded {
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     /// Relay → country processors → confirmations, durable through the outbox.
     pub pipeline: InlinePipeline,
+    /// The data folder's lock (`{data_dir}/cita.lock`), to be held for as
+    /// long as the stores are in use.
+    pub data_lock: DataLock,
 }
 
-/// `/ready` for one SQLite file: a `SELECT 1` on its pool.
+/// An exclusive lock on the data folder: a second process on the same
+/// folder is refused at start, which keeps this process the single writer
+/// the caches of [`cache`] rely on. Released when dropped (or when the
+/// process ends, however it ends).
+#[derive(Debug)]
+pub struct DataLock {
+    _file: std::fs::File,
+}
+
+impl DataLock {
+    fn acquire(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("cita.lock");
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => anyhow::anyhow!(
+                "another process is using the data directory {} (it holds {}); \
+                 embedded mode needs a data directory of its own",
+                dir.display(),
+                path.display()
+            ),
+            std::fs::TryLockError::Error(e) => {
+                anyhow::Error::new(e).context(format!("locking {}", path.display()))
+            }
+        })?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// `/ready` for one SQLite file: a `SELECT 1` on one of its read connections.
 struct SqliteReady {
     name: String,
     db: SqliteDatabase,
@@ -56,12 +99,12 @@ impl ReadinessCheck for SqliteReady {
     }
 }
 
-async fn open(dir: &Path, file: &str) -> anyhow::Result<SqliteDatabase> {
+async fn open(dir: &Path, file: &str, options: SqliteOptions) -> anyhow::Result<SqliteDatabase> {
     let path = dir.join(file);
     let text = path
         .to_str()
         .with_context(|| format!("data path {} is not UTF-8", path.display()))?;
-    SqliteDatabase::connect(text).await
+    SqliteDatabase::connect_with(text, options).await
 }
 
 impl Embedded {
@@ -74,15 +117,24 @@ impl Embedded {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        let data_lock = DataLock::acquire(dir)?;
         let router = config.router();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let options = SqliteOptions {
+            synchronous: config.sqlite_synchronous.into(),
+            ..SqliteOptions::default()
+        };
 
-        let primary = open(dir, "cita.db").await?;
+        let primary = open(dir, "cita.db", options).await?;
         let appointments = Arc::new(SqliteAppointmentStore::new(&primary));
+        // Valid because this process is the only writer of its files (see `cache`).
+        let providers =
+            SingleWriterProviderCache::new(Arc::new(SqliteProviderStore::new(&primary)));
+        let cached_appointments = SingleWriterAppointmentCache::new(appointments.clone());
         let service = Arc::new(
             BookingService::new(
-                Arc::new(SqliteProviderStore::new(&primary)),
-                appointments.clone(),
+                Arc::new(providers),
+                Arc::new(cached_appointments),
                 Arc::new(SqliteIdempotencyStore::new(&primary)),
                 router.clone(),
                 Arc::clone(&clock),
@@ -96,7 +148,7 @@ impl Embedded {
         })];
         let mut country_stores: BTreeMap<_, Arc<dyn CountryStore>> = BTreeMap::new();
         for country in router.countries() {
-            let db = open(dir, &format!("country-{}.db", country.lowercase())).await?;
+            let db = open(dir, &format!("country-{}.db", country.lowercase()), options).await?;
             country_stores.insert(country, Arc::new(SqliteCountryStore::new(&db)));
             readiness.push(Arc::new(SqliteReady {
                 name: format!("country-store-{}", country.lowercase()),
@@ -115,6 +167,7 @@ impl Embedded {
             outbox: appointments,
             readiness,
             pipeline,
+            data_lock,
         })
     }
 }

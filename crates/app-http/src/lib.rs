@@ -44,6 +44,8 @@ pub struct Application {
     pipeline: InlinePipeline,
     rate_limit: Arc<RateLimit>,
     grace: Duration,
+    /// Held until the application is dropped, after the pipeline's last flush.
+    _data_lock: embedded::DataLock,
 }
 
 impl Application {
@@ -72,6 +74,7 @@ impl Application {
             listener,
             router,
             pipeline: system.pipeline,
+            _data_lock: system.data_lock,
             rate_limit,
             grace: Duration::from_secs(config.shutdown_grace_seconds),
         })

@@ -1,7 +1,8 @@
 //! Prometheus metrics through the `metrics` facade: one recorder per
 //! process, rendered at `/metrics`.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -58,16 +59,70 @@ fn describe() {
     );
 }
 
+/// The two series one request updates.
+#[derive(Clone)]
+struct RequestSeries {
+    count: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+impl RequestSeries {
+    fn register(route: &str, method: &str, status: u16) -> Self {
+        let labels = [
+            ("route", route.to_owned()),
+            ("method", method.to_owned()),
+            ("status", status.to_string()),
+        ];
+        Self {
+            count: metrics::counter!("cita_http_requests_total", &labels),
+            latency: metrics::histogram!("cita_http_request_duration_seconds", &labels),
+        }
+    }
+}
+
+/// Series by route, then (method, status): looking one up allocates nothing
+/// and hashes a route and two small values, where registering labels each
+/// time would build three strings and hash them in the registry. Routes are
+/// the router's templates, so the map stays small.
+type SeriesByRoute = HashMap<Box<str>, HashMap<(&'static str, u16), RequestSeries>>;
+
+static REQUEST_SERIES: LazyLock<RwLock<SeriesByRoute>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// The standard methods' names as static strings (the only ones cached).
+fn standard_method(method: &str) -> Option<&'static str> {
+    [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT",
+    ]
+    .into_iter()
+    .find(|m| *m == method)
+}
+
 /// Counts one request and its latency.
 pub fn record_request(route: &str, method: &str, status: u16, elapsed: Duration) {
-    let labels = [
-        ("route", route.to_owned()),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("cita_http_requests_total", &labels).increment(1);
-    metrics::histogram!("cita_http_request_duration_seconds", &labels)
-        .record(elapsed.as_secs_f64());
+    let series = match standard_method(method) {
+        None => RequestSeries::register(route, method, status),
+        Some(method) => {
+            let found = REQUEST_SERIES
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(route)
+                .and_then(|by| by.get(&(method, status)))
+                .cloned();
+            found.unwrap_or_else(|| {
+                let series = RequestSeries::register(route, method, status);
+                REQUEST_SERIES
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(route.into())
+                    .or_default()
+                    .insert((method, status), series.clone());
+                series
+            })
+        }
+    };
+    series.count.increment(1);
+    series.latency.record(elapsed.as_secs_f64());
 }
 
 /// Counts one booking request by outcome (`booked`, `slot_taken`, `replayed`, …).

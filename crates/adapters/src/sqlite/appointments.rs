@@ -6,9 +6,12 @@ use cita_core::booking::{
 use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
 use cita_core::ids::{EventId, ProviderId, Version};
 use cita_core::slots::{BufferMinutes, MAX_APPOINTMENT};
-use jiff::{SignedDuration, Timestamp};
-use sqlx::{SqliteConnection, SqlitePool};
+use std::sync::{Arc, OnceLock};
 
+use jiff::{SignedDuration, Timestamp};
+use sqlx::SqliteConnection;
+
+use super::group_commit::InsertQueue;
 use super::{SqliteDatabase, codec};
 
 /// Appointments and their outbox in a SQLite file.
@@ -23,7 +26,8 @@ use super::{SqliteDatabase, codec};
 /// appointment that will exist when the write lands. (A plain `BEGIN` would
 /// read first and upgrade later; two such transactions could both pass the
 /// check, and the loser's upgrade fails with `SQLITE_BUSY` without waiting.)
-/// Waiting writers queue on the busy timeout instead of failing.
+/// Writers of this process queue on the database's write gate; writers of
+/// another process, on the busy timeout. Neither fails for waiting.
 ///
 /// The overlap query asks the partial index on `(provider_id, start_at)` of
 /// active rows for appointments starting within the longest possible hold
@@ -33,16 +37,30 @@ use super::{SqliteDatabase, codec};
 /// The provider is checked first. The appointment row and its outbox row are
 /// written in the same transaction; any error before `COMMIT` drops the
 /// transaction, which rolls it back, so nothing is half-written.
+///
+/// # One round trip for the common case
+///
+/// An insert or an update that stays active first runs as one batch of
+/// statements (`INSERT_IF_FREE`, `UPDATE_IF_FREE`): in one `BEGIN
+/// IMMEDIATE` transaction the row is written only if the same overlap
+/// conditions (and, for an update, the expected version) hold, and its
+/// event only if the row was written. Concurrent inserts share a batch
+/// (`group_commit`), each one seeing the rows written before it. Only a
+/// write the batch did not make takes the checked path above, which
+/// decides in a transaction of its own and says why (slot taken, patient
+/// busy, version conflict).
 #[derive(Debug, Clone)]
 pub struct SqliteAppointmentStore {
-    pool: SqlitePool,
+    db: SqliteDatabase,
+    inserts: Arc<InsertQueue>,
 }
 
 impl SqliteAppointmentStore {
-    /// A store over `db`'s pool.
+    /// A store over `db`.
     pub fn new(db: &SqliteDatabase) -> Self {
         Self {
-            pool: db.pool().clone(),
+            db: db.clone(),
+            inserts: Arc::new(InsertQueue::default()),
         }
     }
 }
@@ -59,7 +77,6 @@ macro_rules! columns {
     };
 }
 
-#[derive(sqlx::FromRow)]
 struct AppointmentRow {
     id: String,
     provider_id: String,
@@ -74,6 +91,29 @@ struct AppointmentRow {
     cancel_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
+}
+
+/// By position, in the order of [`columns!`], which every read selects:
+/// looking each column up by name was a visible share of decoding a range.
+impl sqlx::FromRow<'_, sqlx::sqlite::SqliteRow> for AppointmentRow {
+    fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        Ok(Self {
+            id: row.try_get(0)?,
+            provider_id: row.try_get(1)?,
+            patient_id: row.try_get(2)?,
+            country: row.try_get(3)?,
+            start_at: row.try_get(4)?,
+            end_at: row.try_get(5)?,
+            buffer_minutes: row.try_get(6)?,
+            status: row.try_get(7)?,
+            version: row.try_get(8)?,
+            notes: row.try_get(9)?,
+            cancel_reason: row.try_get(10)?,
+            created_at: row.try_get(11)?,
+            updated_at: row.try_get(12)?,
+        })
+    }
 }
 
 impl TryFrom<AppointmentRow> for Appointment {
@@ -151,8 +191,9 @@ impl Columns {
         })
     }
 
-    async fn write(self, sql: &'static str, conn: &mut SqliteConnection) -> anyhow::Result<u64> {
-        let done = sqlx::query(sql)
+    /// `query` with the columns bound as `?1` … `?14`.
+    fn bind(self, query: SqliteQuery) -> SqliteQuery {
+        query
             .bind(self.id)
             .bind(self.provider_id)
             .bind(self.patient_id)
@@ -167,11 +208,119 @@ impl Columns {
             .bind(self.cancel_reason)
             .bind(self.created_at)
             .bind(self.updated_at)
+    }
+
+    async fn write(self, sql: &'static str, conn: &mut SqliteConnection) -> anyhow::Result<u64> {
+        let done = self
+            .bind(sqlx::query(sql))
             .execute(conn)
             .await
             .context("writing an appointment")?;
         Ok(done.rows_affected())
     }
+}
+
+pub(super) type SqliteQuery =
+    sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// The parameters of the batched writes ([`INSERT_IF_FREE`],
+/// [`UPDATE_IF_FREE`]), numbered as in their SQL: the row's columns (`?1` …
+/// `?14`), the two index bounds of the overlap checks (`?15`, `?16`), the
+/// event (`?17` … `?19`) and the expected version (`?20`).
+pub(super) struct BatchParams {
+    /// The appointment's id, as stored.
+    pub(super) id: String,
+    values: [Value; 20],
+}
+
+/// One parameter value; cloned each time the SQL mentions it.
+#[derive(Clone)]
+enum Value {
+    Text(Option<String>),
+    Static(&'static str),
+    Int(Option<i64>),
+}
+
+impl BatchParams {
+    fn of(
+        appointment: &Appointment,
+        expected: Option<Version>,
+        event: Option<&EventEnvelope>,
+    ) -> anyhow::Result<Self> {
+        let (start, _) = appointment.provider_hold();
+        let (event_id, envelope, event_of) = match event {
+            Some(e) => (
+                Some(codec::event_id(e.event_id)),
+                Some(serde_json::to_string(e).context("encoding an event")?),
+                Some(codec::appointment_id(e.appointment_id)),
+            ),
+            None => (None, None, None),
+        };
+        let c = Columns::of(appointment)?;
+        Ok(Self {
+            id: c.id.clone(),
+            values: [
+                Value::Text(Some(c.id)),
+                Value::Text(Some(c.provider_id)),
+                Value::Text(Some(c.patient_id)),
+                Value::Text(Some(c.country)),
+                Value::Int(Some(c.start_at)),
+                Value::Int(Some(c.end_at)),
+                Value::Int(Some(c.buffer_minutes)),
+                Value::Int(Some(c.hold_until)),
+                Value::Static(c.status),
+                Value::Int(Some(c.version)),
+                Value::Text(c.notes),
+                Value::Text(c.cancel_reason),
+                Value::Int(Some(c.created_at)),
+                Value::Int(Some(c.updated_at)),
+                Value::Int(Some(codec::millis(start - MAX_HOLD))),
+                Value::Int(Some(codec::millis(appointment.start - MAX_APPOINTMENT))),
+                Value::Text(event_id),
+                Value::Text(envelope),
+                Value::Text(event_of),
+                Value::Int(expected.map(codec::version).transpose()?),
+            ],
+        })
+    }
+
+    /// `query` with a value bound for each parameter of `sql`, in order:
+    /// the SQL of [`positional`], whose every `?` stands for `?order[i]`.
+    pub(super) fn bind(&self, mut query: SqliteQuery, order: &[usize]) -> SqliteQuery {
+        for &k in order {
+            query = match &self.values[k - 1] {
+                Value::Text(v) => query.bind(v.clone()),
+                Value::Static(v) => query.bind(*v),
+                Value::Int(v) => query.bind(*v),
+            };
+        }
+        query
+    }
+}
+
+/// `sql` with its numbered parameters (`?k`) turned into positional ones
+/// (`?`), and the `k` of each in order. A multi-statement batch binds
+/// positional parameters statement after statement, which numbered ones
+/// reused across statements do not survive: sqlx counts the numbers a
+/// statement skips as positional ones. The SQL given here has no `?`
+/// inside literals.
+pub(super) fn positional(sql: &str) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(sql.len());
+    let mut order = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '?' {
+            continue;
+        }
+        let mut k = 0usize;
+        while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+            k = k * 10 + d as usize;
+            chars.next();
+        }
+        order.push(k);
+    }
+    (out, order)
 }
 
 const INSERT: &str = "INSERT INTO appointments \
@@ -199,6 +348,88 @@ const PATIENT_CLASH: &str = "SELECT 1 FROM appointments \
     LIMIT 1";
 
 const STORED_VERSION: &str = "SELECT version FROM appointments WHERE id = ?1";
+
+/// The overlap checks of [`PROVIDER_CLASH`] and [`PATIENT_CLASH`] as one
+/// condition over the parameters of [`Columns`] (`?1` id, `?2` provider,
+/// `?3` patient, `?5` start, `?6` end, `?8` hold until), with `?15` and
+/// `?16` bounding the index ranges as `?2` does in each of those queries.
+macro_rules! free_of_clashes {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM appointments \
+            WHERE provider_id = ?2 AND status <> 'cancelled' \
+              AND start_at > ?15 AND start_at < ?8 AND hold_until > ?5 AND id <> ?1) \
+         AND NOT EXISTS (SELECT 1 FROM appointments \
+            WHERE patient_id = ?3 AND status <> 'cancelled' \
+              AND start_at > ?16 AND start_at < ?6 AND end_at > ?5 AND id <> ?1)"
+    };
+}
+
+/// The outbox row of a change, written only if the statement before it
+/// changed a row (and `?17` is not NULL): `?17` event id, `?18` envelope,
+/// `?19` its appointment id; its time is the appointment's `updated_at` (`?14`).
+macro_rules! event_if_written {
+    () => {
+        "INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
+            SELECT ?17, ?19, ?18, ?14 WHERE changes() = 1 AND ?17 IS NOT NULL;"
+    };
+}
+
+/// Inserts the row (`?1` … `?14`) only if it clashes with nothing, and
+/// returns its id if it did.
+macro_rules! insert_if_free {
+    () => {
+        concat!(
+            "INSERT INTO appointments \
+                (id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, \
+                 hold_until, status, version, notes, cancel_reason, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 WHERE ",
+            free_of_clashes!(),
+            " RETURNING id"
+        )
+    };
+}
+
+/// Updates the row only if its stored version is `?20` and the new times
+/// clash with nothing, and says so with a returned row. A change that keeps
+/// an active row's owners and times (a confirmation, new notes) cannot
+/// create an overlap, so it skips the overlap checks: SQLite evaluates `OR`
+/// left to right and stops at the first true operand.
+macro_rules! update_if_free {
+    () => {
+        concat!(
+            "UPDATE appointments SET provider_id = ?2, patient_id = ?3, country = ?4, \
+                start_at = ?5, end_at = ?6, buffer_minutes = ?7, hold_until = ?8, status = ?9, \
+                version = ?10, notes = ?11, cancel_reason = ?12, created_at = ?13, \
+                updated_at = ?14 \
+             WHERE id = ?1 AND version = ?20 AND ( \
+                (status <> 'cancelled' AND provider_id = ?2 AND patient_id = ?3 \
+                 AND start_at = ?5 AND end_at = ?6 AND hold_until = ?8) \
+                OR (",
+            free_of_clashes!(),
+            ")) RETURNING 1"
+        )
+    };
+}
+
+/// The insert of one active appointment and, if it was written, its event:
+/// the statements [`super::group_commit`] repeats, renumbered, for each
+/// insert of a batch, between `BEGIN IMMEDIATE` and `COMMIT`. A refused row
+/// leaves nothing behind, and the checked path ([`clash`]) finds out which
+/// rule refused it.
+pub(super) const INSERT_IF_FREE: &str = concat!(insert_if_free!(), "; ", event_if_written!());
+
+/// The update of an appointment that stays active, as one batch, one round
+/// trip to the connection's thread: in a `BEGIN IMMEDIATE` transaction, the
+/// row if its version is still `?20` and it clashes with nothing, then its
+/// event (if `?17` is not NULL) if the row was written. A refused update
+/// commits an empty transaction and the checked path finds out why.
+const UPDATE_IF_FREE: &str = concat!(
+    "BEGIN IMMEDIATE; ",
+    update_if_free!(),
+    "; ",
+    event_if_written!(),
+    " COMMIT;"
+);
 
 const INSERT_EVENT: &str = "INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
     VALUES (?1, ?2, ?3, ?4)";
@@ -310,12 +541,39 @@ async fn push_event(
 }
 
 impl SqliteAppointmentStore {
-    /// Takes the write lock at once (see the type's documentation).
-    async fn begin_write(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("starting a write transaction")
+    /// Runs [`UPDATE_IF_FREE`] and says whether it wrote the row. `false`
+    /// (refused, or the batch failed and was rolled back) leaves the
+    /// decision to the checked path, which runs its own transaction.
+    async fn update_if_free(
+        &self,
+        appointment: &Appointment,
+        expected: Version,
+        event: Option<&EventEnvelope>,
+    ) -> anyhow::Result<bool> {
+        static SQL: OnceLock<(String, Vec<usize>)> = OnceLock::new();
+        let (sql, order) = SQL.get_or_init(|| positional(UPDATE_IF_FREE));
+        let params = BatchParams::of(appointment, Some(expected), event)?;
+        let query = params.bind(sqlx::query(sql.as_str()), order);
+        let mut turn = self.db.write_turn().await?;
+        match turn.in_doubt(query).await {
+            Ok(rows) => Ok(rows.len() == 1),
+            Err(e) => {
+                tracing::debug!(error = %e, "batched update failed; taking the checked path");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Queues an active appointment's insert for the next group commit and
+    /// says whether it was written (`false`: refused, or the batch failed;
+    /// the checked path decides).
+    async fn insert_if_free(
+        &self,
+        appointment: &Appointment,
+        event: &EventEnvelope,
+    ) -> anyhow::Result<bool> {
+        let params = BatchParams::of(appointment, None, Some(event))?;
+        Ok(self.inserts.insert(&self.db, params).await)
     }
 }
 
@@ -326,14 +584,17 @@ impl AppointmentStore for SqliteAppointmentStore {
         appointment: &Appointment,
         event: &EventEnvelope,
     ) -> Result<(), AppointmentWriteError> {
+        if appointment.status.is_active() && self.insert_if_free(appointment, event).await? {
+            return Ok(());
+        }
         let columns = Columns::of(appointment)?;
-        let mut tx = self.begin_write().await?;
-        if let Some(refusal) = clash(&mut tx, appointment).await? {
-            tx.rollback().await.context("rolling back")?;
+        let mut tx = self.db.begin_write().await?;
+        if let Some(refusal) = clash(tx.conn(), appointment).await? {
+            tx.rollback().await?;
             return Err(refusal);
         }
-        columns.write(INSERT, &mut tx).await?;
-        push_event(&mut tx, event, appointment.updated_at).await?;
+        columns.write(INSERT, tx.conn()).await?;
+        push_event(tx.conn(), event, appointment.updated_at).await?;
         tx.commit().await.context("committing an appointment")?;
         Ok(())
     }
@@ -344,33 +605,39 @@ impl AppointmentStore for SqliteAppointmentStore {
         expected: Version,
         event: Option<&'a EventEnvelope>,
     ) -> Result<(), AppointmentWriteError> {
+        if appointment.status.is_active()
+            && self.update_if_free(appointment, expected, event).await?
+        {
+            return Ok(());
+        }
         let columns = Columns::of(appointment)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.db.begin_write().await?;
         let stored: Option<i64> = sqlx::query_scalar(STORED_VERSION)
             .bind(&columns.id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await
             .context("reading an appointment's version")?;
         if stored != Some(codec::version(expected)?) {
-            tx.rollback().await.context("rolling back")?;
+            tx.rollback().await?;
             return Err(AppointmentWriteError::VersionConflict);
         }
-        if let Some(refusal) = clash(&mut tx, appointment).await? {
-            tx.rollback().await.context("rolling back")?;
+        if let Some(refusal) = clash(tx.conn(), appointment).await? {
+            tx.rollback().await?;
             return Err(refusal);
         }
-        columns.write(UPDATE, &mut tx).await?;
+        columns.write(UPDATE, tx.conn()).await?;
         if let Some(event) = event {
-            push_event(&mut tx, event, appointment.updated_at).await?;
+            push_event(tx.conn(), event, appointment.updated_at).await?;
         }
         tx.commit().await.context("committing an appointment")?;
         Ok(())
     }
 
     async fn get(&self, id: cita_core::ids::AppointmentId) -> anyhow::Result<Option<Appointment>> {
+        let mut conn = self.db.read().await?;
         let row: Option<AppointmentRow> = sqlx::query_as(GET)
             .bind(codec::appointment_id(id))
-            .fetch_optional(&self.pool)
+            .fetch_optional(conn.conn())
             .await
             .context("reading an appointment")?;
         row.map(Appointment::try_from).transpose()
@@ -388,6 +655,7 @@ impl AppointmentStore for SqliteAppointmentStore {
             .after
             .map(|(t, id)| (codec::millis(t), codec::appointment_id(id)));
         let (lo_start, lo_id) = after.map_or(from.clone(), |after| after.max(from));
+        let mut conn = self.db.read().await?;
         let rows: Vec<AppointmentRow> = sqlx::query_as(sql)
             .bind(query.provider.as_ref().map(ProviderId::as_str))
             .bind(query.patient.as_ref().map(|p| p.as_str()))
@@ -396,7 +664,7 @@ impl AppointmentStore for SqliteAppointmentStore {
             .bind(query.until.map_or(i64::MAX, codec::millis))
             .bind(query.status.map(codec::status))
             .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .fetch_all(conn.conn())
             .await
             .context("listing appointments")?;
         rows.into_iter().map(Appointment::try_from).collect()
@@ -408,12 +676,13 @@ impl AppointmentStore for SqliteAppointmentStore {
         from: Timestamp,
         until: Timestamp,
     ) -> anyhow::Result<Vec<Appointment>> {
+        let mut conn = self.db.read().await?;
         let rows: Vec<AppointmentRow> = sqlx::query_as(ACTIVE_IN_RANGE)
             .bind(provider.as_str())
             .bind(codec::millis(from - MAX_APPOINTMENT))
             .bind(codec::millis(from))
             .bind(codec::millis(until))
-            .fetch_all(&self.pool)
+            .fetch_all(conn.conn())
             .await
             .context("reading a provider's appointments")?;
         rows.into_iter().map(Appointment::try_from).collect()
@@ -435,9 +704,10 @@ struct BacklogRow {
 #[async_trait]
 impl Outbox for SqliteAppointmentStore {
     async fn unpublished(&self, limit: usize) -> anyhow::Result<Vec<OutboxEntry>> {
+        let mut conn = self.db.read().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(UNPUBLISHED)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .fetch_all(conn.conn())
             .await
             .context("reading the outbox")?;
         rows.into_iter()
@@ -457,17 +727,19 @@ impl Outbox for SqliteAppointmentStore {
         }
         let ids: Vec<String> = ids.iter().copied().map(codec::event_id).collect();
         let ids = serde_json::to_string(&ids).context("encoding event ids")?;
+        let mut turn = self.db.write_turn().await?;
         sqlx::query(MARK_PUBLISHED)
             .bind(ids)
-            .execute(&self.pool)
+            .execute(turn.conn())
             .await
             .context("marking outbox entries published")?;
         Ok(())
     }
 
     async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
+        let mut conn = self.db.read().await?;
         let row: BacklogRow = sqlx::query_as(BACKLOG)
-            .fetch_one(&self.pool)
+            .fetch_one(conn.conn())
             .await
             .context("counting the outbox")?;
         Ok(OutboxBacklog {
@@ -492,7 +764,8 @@ mod tests {
         for _ in 0..params {
             q = q.bind(0_i64);
         }
-        let rows = q.fetch_all(db.pool()).await.unwrap();
+        let mut conn = db.read().await.unwrap();
+        let rows = q.fetch_all(conn.conn()).await.unwrap();
         rows.into_iter()
             .map(|(_, _, _, detail)| detail)
             .collect::<Vec<_>>()
@@ -538,5 +811,155 @@ mod tests {
                 "{sql}"
             );
         }
+        // The batched writes check overlaps through the same index ranges.
+        for sql in [insert_if_free!(), update_if_free!()] {
+            let plan = plan(&db, sql, 20).await;
+            for search in [
+                "SEARCH appointments USING INDEX appointments_provider_active \
+                 (provider_id=? AND start_at>? AND start_at<?)",
+                "SEARCH appointments USING INDEX appointments_patient_active \
+                 (patient_id=? AND start_at>? AND start_at<?)",
+            ] {
+                assert!(plan.contains(search), "{sql}: {plan}");
+            }
+        }
+    }
+
+    fn appointment(provider: &str, patient: &str, start: &str) -> Appointment {
+        let now: Timestamp = "2031-03-01T00:00:00Z".parse().unwrap();
+        let start: Timestamp = start.parse().unwrap();
+        Appointment {
+            id: cita_core::ids::AppointmentId::new(),
+            provider_id: ProviderId::parse(provider).unwrap(),
+            patient_id: cita_core::ids::PatientId::parse(patient).unwrap(),
+            country: cita_core::routing::CountryCode::PE,
+            start,
+            end: start + SignedDuration::from_mins(30),
+            buffer: BufferMinutes::new(10).unwrap(),
+            status: cita_core::booking::AppointmentStatus::Pending,
+            version: Version::FIRST,
+            notes: None,
+            cancel_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn requested(a: &Appointment) -> EventEnvelope {
+        EventEnvelope::for_appointment(cita_core::events::EventType::Requested, a, a.updated_at)
+    }
+
+    async fn outbox_len(store: &SqliteAppointmentStore) -> usize {
+        store.unpublished(100).await.unwrap().len()
+    }
+
+    /// The batches write exactly when the checked path would, and refuse
+    /// (leaving nothing behind) otherwise; the contract suite covers the
+    /// answers the store gives through both paths.
+    #[tokio::test]
+    async fn batched_writes_write_only_what_is_free() {
+        let db = SqliteDatabase::connect("sqlite::memory:").await.unwrap();
+        let store = SqliteAppointmentStore::new(&db);
+        let a = appointment("ana", "p1", "2031-03-03T10:00:00Z");
+        assert!(store.insert_if_free(&a, &requested(&a)).await.unwrap());
+        assert_eq!(store.get(a.id).await.unwrap().as_ref(), Some(&a));
+        assert_eq!(outbox_len(&store).await, 1);
+
+        // Inside the provider's hold (buffer included), another patient.
+        let taken = appointment("ana", "p2", "2031-03-03T10:30:00Z");
+        // The same patient at the same time, another provider.
+        let busy = appointment("bea", "p1", "2031-03-03T10:15:00Z");
+        for refused in [&taken, &busy] {
+            let written = store
+                .insert_if_free(refused, &requested(refused))
+                .await
+                .unwrap();
+            assert!(!written);
+            assert_eq!(store.get(refused.id).await.unwrap(), None);
+        }
+        assert_eq!(outbox_len(&store).await, 1);
+
+        // Confirming at the stored version, without an event and with one.
+        let now: Timestamp = "2031-03-02T00:00:00Z".parse().unwrap();
+        let cita_core::booking::Confirmation::Applies(confirmed) = a.confirm(a.version, now) else {
+            panic!("a pending appointment confirms");
+        };
+        assert!(
+            store
+                .update_if_free(&confirmed, a.version, None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.get(a.id).await.unwrap().as_ref(), Some(&confirmed));
+        assert_eq!(outbox_len(&store).await, 1);
+        let event = requested(&confirmed);
+        assert!(
+            store
+                .update_if_free(&confirmed, a.version, Some(&event))
+                .await
+                .unwrap()
+        );
+        assert_eq!(outbox_len(&store).await, 2);
+        // Another expected version changes nothing.
+        let wrong = Version::new(7).unwrap();
+        assert!(
+            !store
+                .update_if_free(&confirmed, wrong, Some(&event))
+                .await
+                .unwrap()
+        );
+        assert_eq!(outbox_len(&store).await, 2);
+        // Moved onto another patient's time at the provider, the checks run.
+        let other = appointment("ana", "p3", "2031-03-03T12:00:00Z");
+        assert!(
+            store
+                .insert_if_free(&other, &requested(&other))
+                .await
+                .unwrap()
+        );
+        let moved = Appointment {
+            start: other.start,
+            end: other.end,
+            version: confirmed.version.next(),
+            ..confirmed.clone()
+        };
+        assert!(
+            !store
+                .update_if_free(&moved, confirmed.version, None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.get(a.id).await.unwrap().as_ref(), Some(&confirmed));
+    }
+
+    /// Concurrent inserts share batches; inside a batch a row sees the rows
+    /// written before it, so of several inserts of one slot exactly one is
+    /// written, and every other slot's insert is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn group_commit_writes_each_free_row_once() {
+        let db = SqliteDatabase::connect("sqlite::memory:").await.unwrap();
+        let store = Arc::new(SqliteAppointmentStore::new(&db));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..48_u32 {
+            // Every third insert asks for the slot at 10:00; the others for
+            // a slot of their own.
+            let start = if i % 3 == 0 {
+                "2031-03-03T10:00:00Z".to_owned()
+            } else {
+                format!("2031-03-0{}T{:02}:00:00Z", 4 + i / 24, i % 24)
+            };
+            let a = appointment("ana", &format!("p{i}"), &start);
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                let written = store.insert_if_free(&a, &requested(&a)).await.unwrap();
+                (i % 3 == 0, written)
+            });
+        }
+        let results = tasks.join_all().await;
+        let shared_slot = results.iter().filter(|(shared, w)| *shared && *w).count();
+        let own_slot = results.iter().filter(|(shared, w)| !*shared && *w).count();
+        assert_eq!(shared_slot, 1);
+        assert_eq!(own_slot, 32);
+        assert_eq!(outbox_len(&store).await, 33);
     }
 }

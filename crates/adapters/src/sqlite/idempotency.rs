@@ -1,3 +1,4 @@
+use super::{SqliteDatabase, codec};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::booking::{
@@ -5,25 +6,21 @@ use cita_core::booking::{
     IdempotentOutcome, Reservation,
 };
 use jiff::{SignedDuration, Timestamp};
-use sqlx::SqlitePool;
 
-use super::{SqliteDatabase, codec};
-
-/// Idempotency records in a SQLite file. A reservation reads the key and,
-/// if it is free or expired, claims it inside one `BEGIN IMMEDIATE`
-/// transaction, so of many concurrent callers exactly one is told
-/// [`Reservation::Reserved`].
+/// Idempotency records in a SQLite file. A reservation first tries to
+/// insert the key as new (one statement, the common case); if the key
+/// exists, it reads it and, if it is expired, claims it inside one
+/// `BEGIN IMMEDIATE` transaction. Either way of many concurrent callers
+/// exactly one is told [`Reservation::Reserved`].
 #[derive(Debug, Clone)]
 pub struct SqliteIdempotencyStore {
-    pool: SqlitePool,
+    db: SqliteDatabase,
 }
 
 impl SqliteIdempotencyStore {
-    /// A store over `db`'s pool.
+    /// A store over `db`.
     pub fn new(db: &SqliteDatabase) -> Self {
-        Self {
-            pool: db.pool().clone(),
-        }
+        Self { db: db.clone() }
     }
 }
 
@@ -81,6 +78,10 @@ const CLAIM: &str = "INSERT INTO idempotency_keys (key, fingerprint, outcome, cr
     ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, outcome = NULL, \
     created_at = excluded.created_at";
 
+/// Claims a key nobody holds, returning a row if it did.
+const CLAIM_NEW: &str = "INSERT INTO idempotency_keys (key, fingerprint, outcome, created_at) \
+    VALUES (?1, ?2, NULL, ?3) ON CONFLICT (key) DO NOTHING RETURNING 1";
+
 const COMPLETE: &str = "UPDATE idempotency_keys SET outcome = ?2 WHERE key = ?1";
 
 const RELEASE: &str = "DELETE FROM idempotency_keys WHERE key = ?1 AND outcome IS NULL";
@@ -95,14 +96,23 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         ttl: SignedDuration,
         lease: SignedDuration,
     ) -> anyhow::Result<Reservation> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("starting a write transaction")?;
+        {
+            let mut turn = self.db.write_turn().await?;
+            let claimed = sqlx::query(CLAIM_NEW)
+                .bind(key.as_str())
+                .bind(fingerprint.0.as_str())
+                .bind(codec::millis(now))
+                .fetch_optional(turn.conn())
+                .await
+                .context("reserving an idempotency key")?;
+            if claimed.is_some() {
+                return Ok(Reservation::Reserved);
+            }
+        }
+        let mut tx = self.db.begin_write().await?;
         let row: Option<RecordRow> = sqlx::query_as(SELECT)
             .bind(key.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await
             .context("reading an idempotency key")?;
         if let Some(row) = row {
@@ -111,7 +121,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
             // depend on whether `now` had a sub-millisecond part.
             let now_ms = codec::instant(codec::millis(now))?;
             if !expired(&record, now_ms, ttl, lease) {
-                tx.rollback().await.context("rolling back")?;
+                tx.rollback().await?;
                 return Ok(Reservation::Existing(Box::new(record)));
             }
         }
@@ -119,7 +129,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
             .bind(key.as_str())
             .bind(fingerprint.0.as_str())
             .bind(codec::millis(now))
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await
             .context("reserving an idempotency key")?;
         tx.commit().await.context("committing a reservation")?;
@@ -132,10 +142,11 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         outcome: &IdempotentOutcome,
     ) -> anyhow::Result<()> {
         let json = serde_json::to_string(outcome).context("encoding an outcome")?;
+        let mut turn = self.db.write_turn().await?;
         let done = sqlx::query(COMPLETE)
             .bind(key.as_str())
             .bind(json)
-            .execute(&self.pool)
+            .execute(turn.conn())
             .await
             .context("storing an idempotent answer")?;
         anyhow::ensure!(
@@ -146,9 +157,10 @@ impl IdempotencyStore for SqliteIdempotencyStore {
     }
 
     async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
+        let mut turn = self.db.write_turn().await?;
         sqlx::query(RELEASE)
             .bind(key.as_str())
-            .execute(&self.pool)
+            .execute(turn.conn())
             .await
             .context("releasing an idempotency key")?;
         Ok(())

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use super::{SqliteDatabase, codec};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::ids::{ProviderId, Version};
@@ -10,24 +11,19 @@ use cita_core::slots::{
 };
 use jiff::civil::{Date, Weekday};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
-
-use super::{SqliteDatabase, codec};
 
 /// Providers in a SQLite file. Writes are single statements whose `WHERE`
 /// carries the version check (`ON CONFLICT DO NOTHING` for a create), so a
 /// concurrent writer can never slip between the check and the write.
 #[derive(Debug, Clone)]
 pub struct SqliteProviderStore {
-    pool: SqlitePool,
+    db: SqliteDatabase,
 }
 
 impl SqliteProviderStore {
-    /// A store over `db`'s pool.
+    /// A store over `db`.
     pub fn new(db: &SqliteDatabase) -> Self {
-        Self {
-            pool: db.pool().clone(),
-        }
+        Self { db: db.clone() }
     }
 }
 
@@ -183,9 +179,10 @@ const REPLACE: &str = "UPDATE providers SET name = ?2, country = ?3, schedule = 
 #[async_trait]
 impl ProviderStore for SqliteProviderStore {
     async fn get(&self, id: &ProviderId) -> anyhow::Result<Option<Provider>> {
+        let mut conn = self.db.read().await?;
         let row: Option<ProviderRow> = sqlx::query_as(SELECT)
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(conn.conn())
             .await
             .context("reading a provider")?;
         row.map(Provider::try_from).transpose()
@@ -213,8 +210,9 @@ impl ProviderStore for SqliteProviderStore {
             None => query,
             Some(v) => query.bind(codec::version(v)?),
         };
+        let mut turn = self.db.write_turn().await?;
         let done = query
-            .execute(&self.pool)
+            .execute(turn.conn())
             .await
             .context("writing a provider")?;
         if done.rows_affected() == 0 {

@@ -39,11 +39,9 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+    // A matched path is a shared string: cloning it does not copy the text.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
@@ -56,15 +54,20 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         .scope(id.clone(), next.run(request).instrument(span.clone()))
         .await;
     let status = response.status();
-    span.record("status", status.as_u16());
     let elapsed = start.elapsed();
-    span.in_scope(|| {
-        tracing::debug!(
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "request finished"
-        );
-    });
-    crate::metrics::record_request(&route, method.as_str(), status.as_u16(), elapsed);
+    // Only the "request finished" line shows the status, so the span is
+    // only updated when that line is written: recording a field makes the
+    // log layer format the span's fields again, on every request.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        span.record("status", status.as_u16());
+        span.in_scope(|| {
+            tracing::debug!(
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "request finished"
+            );
+        });
+    }
+    crate::metrics::record_request(route, method.as_str(), status.as_u16(), elapsed);
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
