@@ -29,7 +29,6 @@ use crate::clock::Clock;
 use crate::ids::ProviderId;
 use crate::providers::ProviderStore;
 use crate::routing::CountryRouter;
-use crate::slots::MAX_APPOINTMENT;
 
 /// Tunables of the booking service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +191,12 @@ impl BookingService {
         buffer: SignedDuration,
         except: Option<&Appointment>,
     ) -> anyhow::Result<bool> {
-        let from = start - MAX_APPOINTMENT - buffer;
+        // `active_in_range` answers by intersection with `[from, until)`, and
+        // an appointment blocks this slot when `a.start < end + buffer` and
+        // `a.end + buffer > start`: exactly the ones intersecting this range.
+        // (Asking from `start - MAX_APPOINTMENT` (the longest hold) would read a busy
+        // provider's whole day to find the one or two neighbours that count.)
+        let from = start - buffer;
         let until = end + buffer;
         let active = self
             .appointments
