@@ -64,3 +64,43 @@ ensure_redis() {
     svc_fail "Redis on 127.0.0.1:6379"
   fi
 }
+
+# moto's server (SNS, SQS, EventBridge, DynamoDB), from PyPI into a virtual
+# environment kept outside the checkout (CITA_MOTO_VENV, by default
+# ~/.cache/cita/moto-venv) so later runs reuse it; started on a free loopback
+# port and stopped by stop_moto. Exports TEST_AWS_ENDPOINT_URL.
+MOTO_VERSION="${MOTO_VERSION:-5.2.5}"
+ensure_moto() {
+  local venv="${CITA_MOTO_VENV:-$HOME/.cache/cita/moto-venv}"
+  if [ -n "${TEST_AWS_ENDPOINT_URL:-}" ] && curl -fs "$TEST_AWS_ENDPOINT_URL/moto-api/" >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    echo "installing moto[server]==$MOTO_VERSION into $venv"
+    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"; }; then
+      svc_fail "moto (pip install \"moto[server]\")"
+      return
+    fi
+  fi
+  local port
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  MOTO_LOG="$(mktemp -t cita-moto.XXXXXX.log)"
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
+  MOTO_PID=$!
+  if wait_for moto curl -fs "http://127.0.0.1:$port/moto-api/"; then
+    export TEST_AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+    echo "moto_server $MOTO_VERSION on $TEST_AWS_ENDPOINT_URL (pid $MOTO_PID, log $MOTO_LOG)"
+  else
+    kill "$MOTO_PID" 2>/dev/null || true
+    MOTO_PID=""
+    svc_fail "moto_server on 127.0.0.1:$port (log: $MOTO_LOG)"
+  fi
+}
+
+stop_moto() {
+  if [ -n "${MOTO_PID:-}" ]; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+    MOTO_PID=""
+  fi
+}

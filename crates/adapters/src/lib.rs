@@ -17,10 +17,19 @@
 //! - `mysql` (feature `mysql`): MySQL / MariaDB databases for the same four
 //!   stores (primary, and each country's own), with embedded migrations;
 //!   bookings serialise on per-provider and per-patient lock rows.
+//! - `dynamodb` (feature `dynamodb`): DynamoDB tables for the provider,
+//!   appointment (+ outbox) and idempotency stores; overlaps are refused by
+//!   conditional writes in one transaction (see `docs/dynamodb.md`).
+//! - `aws` (feature `aws`): SNS publisher, SQS consumer, EventBridge
+//!   publisher and the provisioning of the topology of `EVENTS.md`.
 //! - `postgres` (feature `postgres`): PostgreSQL for the same four stores;
 //!   exclusion constraints refuse overlapping appointments in the database.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod inline;
 pub mod memory;
 #[cfg(feature = "mysql")]

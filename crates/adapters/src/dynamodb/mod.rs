@@ -1,0 +1,1 @@
+//! DynamoDB stores (feature `dynamodb`).
