@@ -9,6 +9,9 @@
 //! - [`inline`]: durable in-process delivery for embedded mode: the relay
 //!   runs country processing and confirmation before an event counts as published.
 //! - `redis` (feature `redis`): `RedisSlotLock`, the slot lock on Redis.
+//! - [`readiness`]: named readiness checks for the binaries' `/ready`.
+//! - [`select`]: opening the stores and the lock a URL names
+//!   (`sqlite:`, `postgres://`, `mysql://`, `redis://`).
 //! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
 //!   → confirmations) as workers with a `process_one` step, and a runner that
 //!   drives them until shutdown.
@@ -37,7 +40,9 @@ pub mod mysql;
 pub mod pipeline;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod readiness;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod select;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

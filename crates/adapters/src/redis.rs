@@ -55,8 +55,8 @@ impl RedisSlotLock {
     /// # Errors
     /// The URL does not parse.
     pub fn new(url: &str, prefix: &str, settings: RedisLockSettings) -> anyhow::Result<Self> {
-        let client =
-            redis::Client::open(url).with_context(|| format!("invalid Redis URL {url:?}"))?;
+        let client = redis::Client::open(url)
+            .context("invalid Redis URL (not shown: it may hold a password)")?;
         Ok(Self {
             client,
             prefix: prefix.to_owned(),

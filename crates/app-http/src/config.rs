@@ -2,9 +2,13 @@
 //! (or the file named by `CITA_CONFIG`) → `CITA_*` environment variables.
 //! Every key is documented in `docs/configuration.md`.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use cita_adapters::select::{DatabaseKind, PoolConfig};
 use cita_adapters::sqlite::Synchronous;
 use cita_core::routing::{CountryCode, CountryRouter};
 use figment::Figment;
@@ -44,6 +48,46 @@ impl From<SqliteSynchronous> for Synchronous {
     }
 }
 
+/// A database or lock URL. It may carry a password, so `Debug` shows it
+/// with the password masked; [`Self::expose`] gives the URL itself.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// A URL (used as given).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL, password included: for opening the connection only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`, for messages and logs.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.clone();
+        };
+        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+                None => url.clone(),
+            },
+            None => url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
 /// Everything `cita-http` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +114,24 @@ pub struct Config {
     /// Commit durability of embedded mode's SQLite files
     /// (`CITA_SQLITE_SYNCHRONOUS`: `full` or `normal`, default `normal`).
     pub sqlite_synchronous: SqliteSynchronous,
+    /// The primary store (`CITA_DATABASE_URL`: `sqlite:…`, `postgres://…`,
+    /// `mysql://…`/`mariadb://…`). Absent: embedded mode's `cita.db` in
+    /// `data_dir`.
+    pub database_url: Option<SecretUrl>,
+    /// Each country's own store, by upper-case country code
+    /// (`CITA_COUNTRY_<CC>_DATABASE_URL`, or a `[country_database_urls]`
+    /// table in `cita.toml`). A served country without one keeps its
+    /// store in `data_dir/country-<cc>.db`.
+    pub country_database_urls: BTreeMap<String, SecretUrl>,
+    /// The slot lock (`CITA_LOCK_URL`: `redis://…`). Absent: an in-process
+    /// lock (enough for one instance; the stores refuse overlaps anyway).
+    pub lock_url: Option<SecretUrl>,
+    /// Connections per server database pool at most
+    /// (`CITA_DATABASE_MAX_CONNECTIONS`, default 16).
+    pub database_max_connections: u32,
+    /// How long a request waits for a pooled connection, in milliseconds
+    /// (`CITA_DATABASE_ACQUIRE_TIMEOUT_MS`, default 5000).
+    pub database_acquire_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -84,8 +146,20 @@ impl Default for Config {
             rate_limit_burst: 2000,
             shutdown_grace_seconds: 10,
             sqlite_synchronous: SqliteSynchronous::Normal,
+            database_url: None,
+            country_database_urls: BTreeMap::new(),
+            lock_url: None,
+            database_max_connections: 16,
+            database_acquire_timeout_ms: 5000,
         }
     }
+}
+
+/// `CITA_COUNTRY_<CC>_DATABASE_URL` → `CC` (as written).
+fn country_url_env(key: &str) -> Option<&str> {
+    key.strip_prefix("CITA_COUNTRY_")?
+        .strip_suffix("_DATABASE_URL")
+        .filter(|cc| !cc.is_empty())
 }
 
 fn countries<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CountryCode>, D::Error> {
@@ -141,9 +215,22 @@ impl Config {
                 file.display()
             )));
         }
-        let figment = Figment::from(Serialized::defaults(Config::default()))
+        // Per-country URLs have the country inside the variable's name, which
+        // the flat `CITA_<KEY>` mapping cannot express: they are gathered here.
+        let country_urls: BTreeMap<String, String> = std::env::vars()
+            .filter_map(|(k, v)| country_url_env(&k).map(|cc| (cc.to_owned(), v)))
+            .collect();
+        let mut figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&file))
-            .merge(Env::prefixed("CITA_").ignore(&["CONFIG"]));
+            .merge(Env::prefixed("CITA_").ignore(&["CONFIG"]).filter(|k| {
+                country_url_env(&format!("CITA_{}", k.as_str().to_ascii_uppercase())).is_none()
+            }));
+        for (cc, url) in country_urls {
+            figment = figment.merge(Serialized::default(
+                &format!("country_database_urls.{cc}"),
+                url,
+            ));
+        }
         Self::extract(&figment)
     }
 
@@ -173,7 +260,52 @@ impl Config {
                 allowed("log")
             )));
         }
+        if let Some(url) = &config.database_url {
+            DatabaseKind::of(url.expose())
+                .map_err(|e| ConfigError(format!("CITA_DATABASE_URL / database_url: {e}")))?;
+        }
+        for (cc, url) in &config.country_database_urls {
+            let key = format!("CITA_COUNTRY_{cc}_DATABASE_URL / country_database_urls.{cc}");
+            let served = CountryCode::parse(cc)
+                .ok()
+                .filter(|c| config.countries.contains(c));
+            if served.is_none() {
+                return Err(ConfigError(format!(
+                    "{key}: {cc:?} is not a served country (CITA_COUNTRIES is {})",
+                    config
+                        .countries
+                        .iter()
+                        .map(CountryCode::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )));
+            }
+            DatabaseKind::of(url.expose()).map_err(|e| ConfigError(format!("{key}: {e}")))?;
+        }
+        if let Some(url) = &config.lock_url {
+            let scheme = url.expose().split_once("://").map(|(s, _)| s);
+            if !matches!(scheme, Some("redis" | "rediss")) {
+                return Err(ConfigError(format!(
+                    "CITA_LOCK_URL / lock_url: not a Redis URL ({})",
+                    allowed("lock_url")
+                )));
+            }
+        }
+        if config.database_max_connections == 0 {
+            return Err(ConfigError(format!(
+                "CITA_DATABASE_MAX_CONNECTIONS / database_max_connections: must be at least 1 ({})",
+                allowed("database_max_connections")
+            )));
+        }
         Ok(config)
+    }
+
+    /// The pool settings for server databases.
+    pub fn pool(&self) -> PoolConfig {
+        PoolConfig {
+            max_connections: self.database_max_connections,
+            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
+        }
     }
 
     /// The served countries as a router.
@@ -192,6 +324,13 @@ fn allowed(key: &str) -> &'static str {
         "rate_limit_per_second" | "rate_limit_burst" => "a whole number, 0 to 4294967295",
         "shutdown_grace_seconds" => "a whole number of seconds",
         "sqlite_synchronous" => "full or normal",
+        "database_url" => "sqlite:PATH, postgres://…, mysql://… or mariadb://…",
+        "country_database_urls" => {
+            "CITA_COUNTRY_<CC>_DATABASE_URL=sqlite:PATH, postgres://… or mysql://…"
+        }
+        "lock_url" => "redis://HOST:PORT[/DB] or rediss://…",
+        "database_max_connections" => "a whole number, 1 to 4294967295",
+        "database_acquire_timeout_ms" => "a whole number of milliseconds",
         _ => "see docs/configuration.md for the known keys",
     }
 }
@@ -242,6 +381,46 @@ mod tests {
             e.contains("CITA_SQLITE_SYNCHRONOUS") && e.contains("full or normal"),
             "{e}"
         );
+        let e = with(&[("database_url", "oracle://scott:tiger@db/x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CITA_DATABASE_URL") && !e.contains("tiger"),
+            "{e}"
+        );
+        let e = with(&[("lock_url", "memcached://h")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CITA_LOCK_URL") && e.contains("redis://"), "{e}");
+        let e = with(&[("country_database_urls.AR", "mysql://root@h/cita_ar")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CITA_COUNTRY_AR_DATABASE_URL") && e.contains("not a served country"),
+            "{e}"
+        );
+        let c = with(&[
+            ("country_database_urls.PE", "mysql://root@127.0.0.1/cita_pe"),
+            ("database_url", "postgres://cita:s3cret@db:5432/cita"),
+            ("database_max_connections", "4"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.country_database_urls["PE"].expose(),
+            "mysql://root@127.0.0.1/cita_pe"
+        );
+        assert_eq!(c.pool().max_connections, 4);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("cita:***@db:5432"),
+            "{shown}"
+        );
+        let e = with(&[("database_max_connections", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CITA_DATABASE_MAX_CONNECTIONS"), "{e}");
+        assert_eq!(country_url_env("CITA_COUNTRY_PE_DATABASE_URL"), Some("PE"));
+        assert_eq!(country_url_env("CITA_COUNTRIES"), None);
         let e = with(&[("countries", "PE,zz")]).unwrap_err().to_string();
         assert!(e.contains("CITA_COUNTRIES"), "{e}");
         assert_eq!(

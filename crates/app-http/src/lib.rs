@@ -4,8 +4,9 @@
 //!
 //! - [`config`]: the typed configuration (defaults → `cita.toml` → `CITA_*`).
 //! - [`telemetry`]: structured logs.
-//! - [`embedded`]: embedded mode's wiring: SQLite files for the primary and
-//!   country stores, the in-process bus and pipeline.
+//! - [`system`]: the stores, lock, service and pipeline the configuration
+//!   names: embedded mode (SQLite files, in-process pipeline) by default,
+//!   PostgreSQL / MySQL / Redis by URL.
 //! - [`http`]: routes, DTOs, errors, middleware, OpenAPI and Swagger UI.
 //! - [`metrics`]: the Prometheus recorder; [`observer`]: booking observations as metrics.
 //!
@@ -17,11 +18,10 @@
 #![allow(unreachable_pub)]
 
 pub mod config;
-pub mod embedded;
 pub mod http;
 pub mod metrics;
 pub mod observer;
-pub mod stores;
+pub mod system;
 pub mod telemetry;
 
 use std::future::Future;
@@ -45,7 +45,7 @@ pub struct Application {
     rate_limit: Arc<RateLimit>,
     grace: Duration,
     /// Held until the application is dropped, after the pipeline's last flush.
-    _data_lock: embedded::DataLock,
+    _data_lock: Option<system::DataLock>,
 }
 
 impl Application {
@@ -55,7 +55,7 @@ impl Application {
     /// A store that cannot be opened or an address that cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = metrics::install();
-        let system = embedded::Embedded::open(&config).await?;
+        let system = system::System::open(&config).await?;
         let rate_limit = Arc::new(RateLimit::new(
             config.rate_limit_per_second,
             config.rate_limit_burst,

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -16,17 +15,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, Problem};
 
-/// A dependency `/ready` checks.
-#[async_trait]
-pub trait ReadinessCheck: Send + Sync + 'static {
-    /// Its name in the answer (`primary-store`, `country-store-pe`, …).
-    fn name(&self) -> &str;
-    /// Answers when the dependency does.
-    ///
-    /// # Errors
-    /// Whatever the dependency says.
-    async fn check(&self) -> anyhow::Result<()>;
-}
+pub use cita_adapters::readiness::ReadinessCheck;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {

@@ -15,3 +15,4 @@ mod helpers;
 mod operations;
 mod providers;
 mod races;
+mod server_stores;

@@ -1,0 +1,330 @@
+//! Opening stores by URL, for the binaries: `sqlite:…`, `postgres://…`,
+//! `mysql://…` (or `mariadb://…`) for the primary store and each country's
+//! store, `redis://…` for the slot lock. Each opened dependency comes with
+//! its readiness check. A scheme whose adapter this build lacks (its cargo
+//! feature is off) is refused with a message naming the feature.
+//!
+//! Error messages never quote a URL: it may carry a password.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use cita_core::booking::{AppointmentStore, IdempotencyStore, SlotLock};
+use cita_core::country::CountryStore;
+use cita_core::events::Outbox;
+use cita_core::providers::ProviderStore;
+
+use crate::readiness::{Ping, Pingable, ReadinessCheck};
+
+/// Which adapter a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `sqlite:path`, `sqlite://path` (created if missing).
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
+    /// `mysql://…` or `mariadb://…` (MariaDB speaks the MySQL protocol).
+    MySql,
+}
+
+impl DatabaseKind {
+    /// The kind a URL names by its scheme.
+    ///
+    /// # Errors
+    /// The scheme is none of the known ones (the message lists them).
+    pub fn of(url: &str) -> Result<Self, UnknownScheme> {
+        let scheme = url
+            .split_once(':')
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .unwrap_or_default();
+        match scheme.as_str() {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            "mysql" | "mariadb" => Ok(Self::MySql),
+            _ => Err(UnknownScheme(scheme)),
+        }
+    }
+}
+
+/// A database URL with a scheme no adapter serves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown database URL scheme {0:?} (known: sqlite:, postgres://, mysql://, mariadb://)")]
+pub struct UnknownScheme(pub String);
+
+/// Pool sizing for server databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Connections per pool at most.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The primary store's ports over one database.
+pub struct Primary {
+    /// Providers.
+    pub providers: Arc<dyn ProviderStore>,
+    /// Appointments.
+    pub appointments: Arc<dyn AppointmentStore>,
+    /// The outbox of the same database.
+    pub outbox: Arc<dyn Outbox>,
+    /// Idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Its readiness check (`primary-store`).
+    pub ready: Arc<dyn ReadinessCheck>,
+}
+
+fn missing(feature: &str) -> anyhow::Error {
+    anyhow::anyhow!("this build of Cita has no {feature} support (cargo feature `{feature}`)")
+}
+
+#[cfg(feature = "sqlite")]
+#[async_trait]
+impl Pingable for crate::sqlite::SqliteDatabase {
+    async fn ping(&self) -> anyhow::Result<()> {
+        crate::sqlite::SqliteDatabase::ping(self).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl Pingable for crate::postgres::PostgresDatabase {
+    async fn ping(&self) -> anyhow::Result<()> {
+        crate::postgres::PostgresDatabase::ping(self).await
+    }
+}
+
+#[cfg(feature = "mysql")]
+#[async_trait]
+impl Pingable for crate::mysql::MySqlDatabase {
+    async fn ping(&self) -> anyhow::Result<()> {
+        crate::mysql::MySqlDatabase::ping(self).await
+    }
+}
+
+#[cfg(feature = "redis")]
+#[async_trait]
+impl Pingable for crate::redis::RedisSlotLock {
+    async fn ping(&self) -> anyhow::Result<()> {
+        crate::redis::RedisSlotLock::ping(self).await
+    }
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_url(url: &str) -> String {
+    // sqlx knows the scheme as mysql://; MariaDB speaks the same protocol.
+    match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Opens the primary store at `url`, migrating its schema.
+///
+/// # Errors
+/// An unknown scheme, a feature this build lacks, or a database that cannot
+/// be reached or migrated.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql")),
+    allow(unused_variables)
+)]
+pub async fn open_primary(url: &str, pool: PoolConfig) -> anyhow::Result<Primary> {
+    match DatabaseKind::of(url)? {
+        #[cfg(feature = "sqlite")]
+        DatabaseKind::Sqlite => {
+            use crate::sqlite::{
+                SqliteAppointmentStore, SqliteDatabase, SqliteIdempotencyStore, SqliteProviderStore,
+            };
+            let db = SqliteDatabase::connect(url)
+                .await
+                .context("opening the primary SQLite store")?;
+            let appointments = Arc::new(SqliteAppointmentStore::new(&db));
+            Ok(Primary {
+                providers: Arc::new(SqliteProviderStore::new(&db)),
+                appointments: appointments.clone(),
+                outbox: appointments,
+                idempotency: Arc::new(SqliteIdempotencyStore::new(&db)),
+                ready: Ping::boxed("primary-store", db),
+            })
+        }
+        #[cfg(feature = "postgres")]
+        DatabaseKind::Postgres => {
+            use crate::postgres::{
+                PoolSettings, PostgresAppointmentStore, PostgresDatabase, PostgresIdempotencyStore,
+                PostgresProviderStore,
+            };
+            let settings = PoolSettings {
+                max_connections: pool.max_connections,
+                acquire_timeout: pool.acquire_timeout,
+                ..PoolSettings::default()
+            };
+            let db = PostgresDatabase::connect(url, settings)
+                .await
+                .context("opening the primary PostgreSQL store")?;
+            let appointments = Arc::new(PostgresAppointmentStore::new(&db));
+            Ok(Primary {
+                providers: Arc::new(PostgresProviderStore::new(&db)),
+                appointments: appointments.clone(),
+                outbox: appointments,
+                idempotency: Arc::new(PostgresIdempotencyStore::new(&db)),
+                ready: Ping::boxed("primary-store", db),
+            })
+        }
+        #[cfg(feature = "mysql")]
+        DatabaseKind::MySql => {
+            use crate::mysql::{
+                MySqlAppointmentStore, MySqlDatabase, MySqlIdempotencyStore, MySqlPoolSettings,
+                MySqlProviderStore,
+            };
+            let settings = MySqlPoolSettings {
+                max_connections: pool.max_connections,
+                acquire_timeout: pool.acquire_timeout,
+                ..MySqlPoolSettings::default()
+            };
+            let db = MySqlDatabase::connect(&mysql_url(url), &settings)
+                .await
+                .context("opening the primary MySQL store")?;
+            let appointments = Arc::new(MySqlAppointmentStore::new(&db));
+            Ok(Primary {
+                providers: Arc::new(MySqlProviderStore::new(&db)),
+                appointments: appointments.clone(),
+                outbox: appointments,
+                idempotency: Arc::new(MySqlIdempotencyStore::new(&db)),
+                ready: Ping::boxed("primary-store", db),
+            })
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(missing(feature_of(other))),
+    }
+}
+
+fn feature_of(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Sqlite => "sqlite",
+        DatabaseKind::Postgres => "postgres",
+        DatabaseKind::MySql => "mysql",
+    }
+}
+
+/// Opens a country's own store at `url`, migrating its schema; `name` is
+/// its readiness check's name (`country-store-pe`).
+///
+/// # Errors
+/// As [`open_primary`].
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql")),
+    allow(unused_variables)
+)]
+pub async fn open_country(
+    url: &str,
+    pool: PoolConfig,
+    name: &str,
+) -> anyhow::Result<(Arc<dyn CountryStore>, Arc<dyn ReadinessCheck>)> {
+    match DatabaseKind::of(url)? {
+        #[cfg(feature = "sqlite")]
+        DatabaseKind::Sqlite => {
+            use crate::sqlite::{SqliteCountryStore, SqliteDatabase};
+            let db = SqliteDatabase::connect(url)
+                .await
+                .with_context(|| format!("opening {name} (SQLite)"))?;
+            Ok((
+                Arc::new(SqliteCountryStore::new(&db)),
+                Ping::boxed(name, db),
+            ))
+        }
+        #[cfg(feature = "postgres")]
+        DatabaseKind::Postgres => {
+            use crate::postgres::{PoolSettings, PostgresCountryStore, PostgresDatabase};
+            let settings = PoolSettings {
+                max_connections: pool.max_connections,
+                acquire_timeout: pool.acquire_timeout,
+                ..PoolSettings::default()
+            };
+            let db = PostgresDatabase::connect(url, settings)
+                .await
+                .with_context(|| format!("opening {name} (PostgreSQL)"))?;
+            Ok((
+                Arc::new(PostgresCountryStore::new(&db)),
+                Ping::boxed(name, db),
+            ))
+        }
+        #[cfg(feature = "mysql")]
+        DatabaseKind::MySql => {
+            use crate::mysql::{MySqlCountryStore, MySqlDatabase, MySqlPoolSettings};
+            let settings = MySqlPoolSettings {
+                max_connections: pool.max_connections,
+                acquire_timeout: pool.acquire_timeout,
+                ..MySqlPoolSettings::default()
+            };
+            let db = MySqlDatabase::connect(&mysql_url(url), &settings)
+                .await
+                .with_context(|| format!("opening {name} (MySQL)"))?;
+            Ok((Arc::new(MySqlCountryStore::new(&db)), Ping::boxed(name, db)))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(missing(feature_of(other))),
+    }
+}
+
+/// Opens the slot lock at `url` (`redis://…`; keys prefixed `cita:`). The
+/// connection is made lazily, so the service starts while Redis is down and
+/// books through the stores' own guarantee meanwhile.
+///
+/// # Errors
+/// Another scheme, a build without the `redis` feature, or a URL that does
+/// not parse.
+pub fn open_lock(url: &str) -> anyhow::Result<(Arc<dyn SlotLock>, Arc<dyn ReadinessCheck>)> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        #[cfg(feature = "redis")]
+        Some("redis" | "rediss") => {
+            use crate::redis::{RedisLockSettings, RedisSlotLock};
+            let lock = Arc::new(RedisSlotLock::new(
+                url,
+                "cita:",
+                RedisLockSettings::default(),
+            )?);
+            Ok((lock.clone(), Ping::boxed("slot-lock", lock)))
+        }
+        #[cfg(not(feature = "redis"))]
+        Some("redis" | "rediss") => Err(missing("redis")),
+        _ => anyhow::bail!("unknown lock URL scheme (known: redis://, rediss://)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_select_adapters() {
+        assert_eq!(
+            DatabaseKind::of("sqlite://data/x.db"),
+            Ok(DatabaseKind::Sqlite)
+        );
+        assert_eq!(DatabaseKind::of("sqlite:x.db"), Ok(DatabaseKind::Sqlite));
+        assert_eq!(
+            DatabaseKind::of("postgresql://u@h/db"),
+            Ok(DatabaseKind::Postgres)
+        );
+        assert_eq!(
+            DatabaseKind::of("MariaDB://root@h/db"),
+            Ok(DatabaseKind::MySql)
+        );
+        let e = DatabaseKind::of("oracle://scott:tiger@h").unwrap_err();
+        assert!(!e.to_string().contains("tiger"), "{e}");
+        assert!(DatabaseKind::of("no-scheme").is_err());
+        assert!(open_lock("memcached://h").is_err());
+    }
+}
