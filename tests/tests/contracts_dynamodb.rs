@@ -87,13 +87,29 @@ async fn sdk_config(url: &str) -> SdkConfig {
 }
 
 /// Lets one request of a client be in flight at a time (see the module
-/// documentation for why moto needs it). The gate is taken before each
-/// attempt and given back after it, which the SDK pairs on every path,
-/// failures included. Waiting blocks a thread, so it happens in
-/// `block_in_place`: the runtime hands this worker's other tasks to another
-/// thread meanwhile, and the request holding the gate keeps running.
+/// documentation for why moto needs it), first come first served: a task
+/// that just finished a request queues behind those already waiting, so
+/// racing tasks' requests interleave as they would on a server that runs
+/// them concurrently, instead of one task running its whole
+/// read–check–commit cycle alone.
+///
+/// A ticket is taken before each attempt and the next one called after
+/// it, which the SDK pairs on every path, failures included. Waiting blocks
+/// a thread, so it happens in `block_in_place`: the runtime hands this
+/// worker's other tasks to another thread meanwhile, and the request being
+/// served keeps running. One task must never have two requests in flight
+/// at once (it would wait for itself); the adapter never does that.
 #[derive(Debug, Clone, Default)]
-struct OneAtATime(Arc<(Mutex<bool>, Condvar)>);
+struct OneAtATime(Arc<(Mutex<Tickets>, Condvar)>);
+
+/// A ticket lock's counters.
+#[derive(Debug, Default)]
+struct Tickets {
+    /// The next ticket to hand out.
+    next: u64,
+    /// The ticket whose request may run.
+    serving: u64,
+}
 
 impl Intercept for OneAtATime {
     fn name(&self) -> &'static str {
@@ -106,13 +122,14 @@ impl Intercept for OneAtATime {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (busy, free) = &*self.0;
+        let (tickets, called) = &*self.0;
         tokio::task::block_in_place(|| {
-            let mut busy = busy.lock().unwrap_or_else(PoisonError::into_inner);
-            while *busy {
-                busy = free.wait(busy).unwrap_or_else(PoisonError::into_inner);
+            let mut t = tickets.lock().unwrap_or_else(PoisonError::into_inner);
+            let mine = t.next;
+            t.next += 1;
+            while t.serving != mine {
+                t = called.wait(t).unwrap_or_else(PoisonError::into_inner);
             }
-            *busy = true;
         });
         Ok(())
     }
@@ -123,9 +140,12 @@ impl Intercept for OneAtATime {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (busy, free) = &*self.0;
-        *busy.lock().unwrap_or_else(PoisonError::into_inner) = false;
-        free.notify_one();
+        let (tickets, called) = &*self.0;
+        tickets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .serving += 1;
+        called.notify_all();
         Ok(())
     }
 }
@@ -371,14 +391,24 @@ async fn ensure_tables_is_idempotent_and_ping_needs_the_tables() {
         "idempotency records expire by time to live"
     );
 
-    // Two runs at once on fresh tables: each table is created by exactly one.
-    let racing = DynamoDatabase::new(&config, &unique_prefix()).expect("a valid prefix");
+    // Two runs at once on fresh tables: each table is created by exactly
+    // one. (Through the gate: moto's CreateTable is not atomic either.)
+    let racing = DynamoDatabase::from_client(
+        gated_client(&config, &OneAtATime::default()),
+        &unique_prefix(),
+    )
+    .expect("a valid prefix");
     let _cleanup_racing = Cleanup {
         url: url.clone(),
         tables: racing.tables().clone(),
     };
-    let (a, b) = tokio::join!(racing.ensure_tables(), racing.ensure_tables());
-    let (a, b) = (a.expect("one run"), b.expect("the other run"));
+    // Separate tasks: a task waiting for the gate blocks its thread, so two
+    // requests of one task must not wait for each other.
+    let runs = [racing.clone(), racing.clone()]
+        .map(|db| tokio::spawn(async move { db.ensure_tables().await }));
+    let [a, b] = runs;
+    let a = a.await.expect("no panic").expect("one run");
+    let b = b.await.expect("no panic").expect("the other run");
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.0, y.0);
         let created = [x.1, y.1]
