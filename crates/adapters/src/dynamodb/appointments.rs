@@ -504,7 +504,7 @@ impl DynamoAppointmentStore {
     /// Appointments from a listing index, in (start, id) order: the
     /// owner's items with a position strictly between `after` and `before`
     /// (each optional), matching `filter`, at most `limit`.
-    async fn from_index(&self, read: IndexRead<'_>) -> anyhow::Result<Vec<Appointment>> {
+    async fn read_index(&self, read: IndexRead<'_>) -> anyhow::Result<Vec<Appointment>> {
         let mut found = Vec::new();
         if read.limit == 0 {
             return Ok(found);
@@ -630,7 +630,7 @@ impl AppointmentStore for DynamoAppointmentStore {
         let cursor = query
             .after
             .map(|(t, id)| codec::position(codec::millis(t), id));
-        self.from_index(IndexRead {
+        self.read_index(IndexRead {
             index,
             owner_attribute,
             owner,
@@ -657,7 +657,7 @@ impl AppointmentStore for DynamoAppointmentStore {
         // `from` starts at most that long before it: the index range is the
         // asked range plus that, whatever the provider's history.
         let earliest = from.checked_sub(MAX_APPOINTMENT).unwrap_or(Timestamp::MIN);
-        self.from_index(IndexRead {
+        self.read_index(IndexRead {
             index: BY_PROVIDER,
             owner_attribute: PROVIDER,
             owner: provider.as_str(),

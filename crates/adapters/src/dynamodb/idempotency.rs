@@ -98,8 +98,9 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         // `now_ms - created >= d`.
         let now_ms = codec::millis(now);
         let now = codec::instant(now_ms)?;
-        let lease_cutoff = codec::millis(now - lease);
-        let ttl_cutoff = codec::millis(now - ttl);
+        let cutoff =
+            |d: SignedDuration| codec::millis(now.checked_sub(d).unwrap_or(Timestamp::MIN));
+        let (lease_cutoff, ttl_cutoff) = (cutoff(lease), cutoff(ttl));
         // Whole seconds, rounded up, after both cut-offs have passed.
         let keep_ms = ttl.max(lease).as_millis().max(0);
         let expires_at = i64::try_from((i128::from(now_ms) + keep_ms + 999).div_euclid(1000))
