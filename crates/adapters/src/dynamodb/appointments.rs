@@ -682,3 +682,114 @@ impl AppointmentStore for DynamoAppointmentStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cita_core::booking::AppointmentStatus;
+    use cita_core::ids::{PatientId, ProviderId};
+    use cita_core::routing::CountryCode;
+    use jiff::SignedDuration;
+
+    use super::*;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect()
+    }
+
+    fn kind(r: Result<Attempt, AppointmentWriteError>) -> &'static str {
+        match r {
+            Ok(Attempt::Written) => "written",
+            Ok(Attempt::Contended) => "contended",
+            Err(AppointmentWriteError::Unexpected(_)) => "unexpected",
+            Err(_) => "refused",
+        }
+    }
+
+    fn sample() -> Appointment {
+        let start: Timestamp = "2031-03-03T10:00:00.007Z".parse().unwrap();
+        Appointment {
+            id: AppointmentId::new(),
+            provider_id: ProviderId::parse("p").unwrap(),
+            patient_id: PatientId::parse("x").unwrap(),
+            country: CountryCode::CL,
+            start,
+            end: start + SignedDuration::from_mins(480),
+            buffer: BufferMinutes::new(240).unwrap(),
+            status: AppointmentStatus::Confirmed,
+            version: Version::new(3).unwrap(),
+            notes: Some(Notes::parse("n").unwrap()),
+            cancel_reason: None,
+            created_at: start,
+            updated_at: start + SignedDuration::from_millis(1),
+        }
+    }
+
+    #[test]
+    fn cancellation_reasons_say_whether_to_read_again() {
+        let id = AppointmentId::new();
+        let update = Mode::Update(Version::FIRST);
+        let c = |codes: &[&str], mode| kind(cancelled(&reasons(codes), mode, 2, id));
+        // [appointment, day, day, outbox]
+        assert_eq!(
+            c(
+                &["None", "ConditionalCheckFailed", "None", "None"],
+                Mode::Insert
+            ),
+            "contended"
+        );
+        assert_eq!(
+            c(&["ConditionalCheckFailed", "None", "None", "None"], update),
+            "contended"
+        );
+        assert_eq!(
+            c(
+                &["ConditionalCheckFailed", "None", "None", "None"],
+                Mode::Insert
+            ),
+            "unexpected"
+        );
+        assert_eq!(
+            c(
+                &["None", "None", "None", "ConditionalCheckFailed"],
+                Mode::Insert
+            ),
+            "unexpected"
+        );
+        assert_eq!(
+            c(&["None", "TransactionConflict", "None", "None"], update),
+            "contended"
+        );
+        assert_eq!(
+            c(&["ValidationError", "None", "None", "None"], update),
+            "unexpected"
+        );
+        assert_eq!(c(&["None", "None", "None", "None"], update), "unexpected");
+    }
+
+    #[test]
+    fn items_round_trip_and_shapes_are_checked() {
+        let a = sample();
+        let last = ("e".to_owned(), 42);
+        let stored = decode(&encode(&a, 7, Some(&last)).unwrap()).unwrap();
+        assert_eq!(stored.appointment, a);
+        assert_eq!(stored.revision, 7);
+        assert_eq!(stored.last_event, Some(last));
+        assert!(
+            check_shape(&a).is_ok(),
+            "the longest appointment and buffer"
+        );
+
+        let mut longer = a.clone();
+        longer.end += SignedDuration::from_millis(1);
+        assert!(check_shape(&longer).is_err(), "a hold over 12 hours");
+        let mut empty = a;
+        empty.end = empty.start;
+        assert!(
+            check_shape(&empty).is_err(),
+            "an appointment ending as it starts"
+        );
+    }
+}
