@@ -789,6 +789,14 @@ async fn poison_messages_end_in_the_dlq_intact_while_good_ones_pass() {
         );
     }
     let dead = env.take_all(&dlq, 2).await;
+    for m in &dead {
+        // Five receives from the work queue, then this one from the DLQ.
+        let receives = m
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|n| n.parse::<u32>().ok());
+        assert_eq!(receives, Some(6), "{m:?}");
+    }
     let dead: BTreeSet<String> = bodies(&dead).into_iter().collect();
     assert_eq!(dead, BTreeSet::from([malformed, unserved]), "bodies intact");
     assert!(
