@@ -49,6 +49,50 @@ impl RelayWorker {
             RelayOutcome::Empty => Step::Empty,
         })
     }
+
+    /// Relays until `shutdown` resolves: batch after batch while there is
+    /// work, looking again every `idle` when the outbox is empty, and ten
+    /// times `idle` after a failure (the entries stay and are retried).
+    /// The batch in hand is always finished; then the outbox is flushed
+    /// once more, so nothing committed before shutdown waits for the next
+    /// start unless the publisher is down.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send, idle: Duration) {
+        tokio::pin!(shutdown);
+        loop {
+            let pause = match self.process_one().await {
+                Ok(Step::Processed) => None,
+                Ok(Step::Empty) => Some(idle),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "outbox relay failed; retrying");
+                    Some(idle * 10)
+                }
+            };
+            let stop = match pause {
+                None => tokio::select! {
+                    biased;
+                    () = &mut shutdown => true,
+                    () = std::future::ready(()) => false,
+                },
+                Some(pause) => tokio::select! {
+                    () = &mut shutdown => true,
+                    () = tokio::time::sleep(pause) => false,
+                },
+            };
+            if stop {
+                break;
+            }
+        }
+        loop {
+            match self.process_one().await {
+                Ok(Step::Processed) => {}
+                Ok(Step::Empty) => break,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "final outbox flush failed; the events stay in the outbox");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Consumes one country's queue.

@@ -1,6 +1,7 @@
 //! Opening stores by URL, for the binaries: `sqlite:…`, `postgres://…`,
 //! `mysql://…` (or `mariadb://…`) for the primary store and each country's
-//! store, `redis://…` for the slot lock. Each opened dependency comes with
+//! store, `dynamodb://<table prefix>` for the primary store on DynamoDB,
+//! `redis://…` for the slot lock. Each opened dependency comes with
 //! its readiness check. A scheme whose adapter this build lacks (its cargo
 //! feature is off) is refused with a message naming the feature.
 //!
@@ -27,6 +28,9 @@ pub enum DatabaseKind {
     Postgres,
     /// `mysql://…` or `mariadb://…` (MariaDB speaks the MySQL protocol).
     MySql,
+    /// `dynamodb://PREFIX`: the tables `PREFIX-providers`, … (primary
+    /// store only), reached with the standard AWS configuration.
+    DynamoDb,
 }
 
 impl DatabaseKind {
@@ -43,6 +47,7 @@ impl DatabaseKind {
             "sqlite" => Ok(Self::Sqlite),
             "postgres" | "postgresql" => Ok(Self::Postgres),
             "mysql" | "mariadb" => Ok(Self::MySql),
+            "dynamodb" => Ok(Self::DynamoDb),
             _ => Err(UnknownScheme(scheme)),
         }
     }
@@ -50,7 +55,9 @@ impl DatabaseKind {
 
 /// A database URL with a scheme no adapter serves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown database URL scheme {0:?} (known: sqlite:, postgres://, mysql://, mariadb://)")]
+#[error(
+    "unknown database URL scheme {0:?} (known: sqlite:, postgres://, mysql://, mariadb://, dynamodb://)"
+)]
 pub struct UnknownScheme(pub String);
 
 /// Pool sizing for server databases.
@@ -83,6 +90,34 @@ pub struct Primary {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Its readiness check (`primary-store`).
     pub ready: Arc<dyn ReadinessCheck>,
+}
+
+/// The table prefix of a `dynamodb://PREFIX` URL (`cita` when empty).
+///
+/// # Errors
+/// The URL is not a DynamoDB one.
+pub fn dynamodb_prefix(url: &str) -> anyhow::Result<&str> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .context("a DynamoDB URL looks like dynamodb://PREFIX")?;
+    anyhow::ensure!(
+        scheme.eq_ignore_ascii_case("dynamodb"),
+        "not a DynamoDB URL (dynamodb://PREFIX)"
+    );
+    let prefix = rest.trim_end_matches('/');
+    Ok(if prefix.is_empty() { "cita" } else { prefix })
+}
+
+/// The AWS configuration from the standard sources (`AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, credentials from the default chain), with the
+/// endpoint replaced by `endpoint_url` when given (a local emulator).
+#[cfg(any(feature = "dynamodb", feature = "aws"))]
+pub async fn load_aws_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
 }
 
 fn missing(feature: &str) -> anyhow::Error {
@@ -130,17 +165,39 @@ fn mysql_url(url: &str) -> String {
     }
 }
 
-/// Opens the primary store at `url`, migrating its schema.
+/// Opens the primary store at `url`, migrating its schema. A DynamoDB
+/// store uses `aws` (required for `dynamodb://`) and expects its tables to
+/// exist (`cita-worker provision` creates them).
 ///
 /// # Errors
-/// An unknown scheme, a feature this build lacks, or a database that cannot
-/// be reached or migrated.
+/// An unknown scheme, a feature this build lacks, a `dynamodb://` URL
+/// without `aws`, or a database that cannot be reached or migrated.
 #[cfg_attr(
-    not(any(feature = "postgres", feature = "mysql")),
+    not(all(feature = "postgres", feature = "mysql", feature = "dynamodb")),
     allow(unused_variables)
 )]
-pub async fn open_primary(url: &str, pool: PoolConfig) -> anyhow::Result<Primary> {
+pub async fn open_primary(
+    url: &str,
+    pool: PoolConfig,
+    aws: Option<&AwsConfig>,
+) -> anyhow::Result<Primary> {
     match DatabaseKind::of(url)? {
+        #[cfg(feature = "dynamodb")]
+        DatabaseKind::DynamoDb => {
+            use crate::dynamodb::{
+                DynamoAppointmentStore, DynamoDatabase, DynamoIdempotencyStore, DynamoProviderStore,
+            };
+            let aws = aws.context("a DynamoDB primary store needs the AWS configuration")?;
+            let db = DynamoDatabase::new(aws, dynamodb_prefix(url)?)?;
+            let appointments = Arc::new(DynamoAppointmentStore::new(&db));
+            Ok(Primary {
+                providers: Arc::new(DynamoProviderStore::new(&db)),
+                appointments: appointments.clone(),
+                outbox: appointments,
+                idempotency: Arc::new(DynamoIdempotencyStore::new(&db)),
+                ready: Ping::boxed("primary-store", db),
+            })
+        }
         #[cfg(feature = "sqlite")]
         DatabaseKind::Sqlite => {
             use crate::sqlite::{
@@ -214,6 +271,24 @@ fn feature_of(kind: DatabaseKind) -> &'static str {
         DatabaseKind::Sqlite => "sqlite",
         DatabaseKind::Postgres => "postgres",
         DatabaseKind::MySql => "mysql",
+        DatabaseKind::DynamoDb => "dynamodb",
+    }
+}
+
+/// The AWS SDK's configuration (region, credentials, endpoint), or a
+/// placeholder type in builds without any AWS adapter.
+#[cfg(any(feature = "dynamodb", feature = "aws"))]
+pub type AwsConfig = aws_config::SdkConfig;
+/// The AWS SDK's configuration (region, credentials, endpoint), or a
+/// placeholder type in builds without any AWS adapter.
+#[cfg(not(any(feature = "dynamodb", feature = "aws")))]
+pub type AwsConfig = ();
+
+#[cfg(feature = "dynamodb")]
+#[async_trait]
+impl Pingable for crate::dynamodb::DynamoDatabase {
+    async fn ping(&self) -> anyhow::Result<()> {
+        crate::dynamodb::DynamoDatabase::ping(self).await
     }
 }
 
@@ -232,6 +307,11 @@ pub async fn open_country(
     name: &str,
 ) -> anyhow::Result<(Arc<dyn CountryStore>, Arc<dyn ReadinessCheck>)> {
     match DatabaseKind::of(url)? {
+        DatabaseKind::DynamoDb => {
+            anyhow::bail!(
+                "{name}: DynamoDB serves as the primary store only (use sqlite:, postgres:// or mysql:// for a country)"
+            )
+        }
         #[cfg(feature = "sqlite")]
         DatabaseKind::Sqlite => {
             use crate::sqlite::{SqliteCountryStore, SqliteDatabase};
@@ -325,6 +405,13 @@ mod tests {
         let e = DatabaseKind::of("oracle://scott:tiger@h").unwrap_err();
         assert!(!e.to_string().contains("tiger"), "{e}");
         assert!(DatabaseKind::of("no-scheme").is_err());
+        assert_eq!(
+            DatabaseKind::of("dynamodb://cita"),
+            Ok(DatabaseKind::DynamoDb)
+        );
+        assert_eq!(dynamodb_prefix("dynamodb://shop-1").unwrap(), "shop-1");
+        assert_eq!(dynamodb_prefix("dynamodb://").unwrap(), "cita");
+        assert!(dynamodb_prefix("postgres://h/db").is_err());
         assert!(open_lock("memcached://h").is_err());
     }
 }

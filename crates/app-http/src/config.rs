@@ -48,6 +48,18 @@ impl From<SqliteSynchronous> for Synchronous {
     }
 }
 
+/// Where appointment events go after the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Broker {
+    /// In-process: the relay hands each event to the country processors
+    /// and the confirmation handler running inside `cita-http`.
+    Inline,
+    /// AWS (seed 000's topology): the relay publishes to the SNS topic;
+    /// `cita-worker` consumes the country queues and the confirmations.
+    Aws,
+}
+
 /// A database or lock URL. It may carry a password, so `Debug` shows it
 /// with the password masked; [`Self::expose`] gives the URL itself.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +144,19 @@ pub struct Config {
     /// How long a request waits for a pooled connection, in milliseconds
     /// (`CITA_DATABASE_ACQUIRE_TIMEOUT_MS`, default 5000).
     pub database_acquire_timeout_ms: u64,
+    /// Where events go (`CITA_BROKER`: `inline` or `aws`, default `inline`).
+    pub broker: Broker,
+    /// With `broker = aws`, whether this process runs the outbox relay to
+    /// SNS (`CITA_RELAY`, default `true`; `false` leaves it to
+    /// `cita-worker relay`).
+    pub relay: bool,
+    /// Prefix of the AWS resource names (`CITA_AWS_PREFIX`, default `cita`:
+    /// topic `cita-appointments`, …).
+    pub aws_prefix: String,
+    /// An AWS endpoint replacing the standard one for every service
+    /// (`CITA_AWS_ENDPOINT_URL`; without it `AWS_ENDPOINT_URL` and the
+    /// standard AWS configuration apply), e.g. a local emulator.
+    pub aws_endpoint_url: Option<String>,
 }
 
 impl Default for Config {
@@ -151,6 +176,10 @@ impl Default for Config {
             lock_url: None,
             database_max_connections: 16,
             database_acquire_timeout_ms: 5000,
+            broker: Broker::Inline,
+            relay: true,
+            aws_prefix: "cita".into(),
+            aws_endpoint_url: None,
         }
     }
 }
@@ -280,7 +309,27 @@ impl Config {
                         .join(",")
                 )));
             }
-            DatabaseKind::of(url.expose()).map_err(|e| ConfigError(format!("{key}: {e}")))?;
+            match DatabaseKind::of(url.expose()) {
+                Ok(DatabaseKind::DynamoDb) => {
+                    return Err(ConfigError(format!(
+                        "{key}: DynamoDB serves as the primary store only (use sqlite:, postgres:// or mysql://)"
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(ConfigError(format!("{key}: {e}"))),
+            }
+        }
+        let prefix_ok = (1..=50).contains(&config.aws_prefix.len())
+            && config
+                .aws_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !prefix_ok {
+            return Err(ConfigError(format!(
+                "CITA_AWS_PREFIX / aws_prefix: {:?} ({})",
+                config.aws_prefix,
+                allowed("aws_prefix")
+            )));
         }
         if let Some(url) = &config.lock_url {
             let scheme = url.expose().split_once("://").map(|(s, _)| s);
@@ -324,7 +373,11 @@ fn allowed(key: &str) -> &'static str {
         "rate_limit_per_second" | "rate_limit_burst" => "a whole number, 0 to 4294967295",
         "shutdown_grace_seconds" => "a whole number of seconds",
         "sqlite_synchronous" => "full or normal",
-        "database_url" => "sqlite:PATH, postgres://…, mysql://… or mariadb://…",
+        "database_url" => "sqlite:PATH, postgres://…, mysql://…, mariadb://… or dynamodb://PREFIX",
+        "broker" => "inline or aws",
+        "relay" => "true or false",
+        "aws_prefix" => "1 to 50 ASCII letters, digits, - or _",
+        "aws_endpoint_url" => "an http(s) URL such as http://127.0.0.1:4566",
         "country_database_urls" => {
             "CITA_COUNTRY_<CC>_DATABASE_URL=sqlite:PATH, postgres://… or mysql://…"
         }
@@ -342,7 +395,9 @@ mod tests {
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut f = Figment::from(Serialized::defaults(Config::default()));
         for (k, v) in pairs {
-            f = f.merge((*k, *v));
+            // Parsed as the environment provider parses a variable's value.
+            let value: figment::value::Value = v.parse().expect("any text parses");
+            f = f.merge((*k, value));
         }
         Config::extract(&f)
     }

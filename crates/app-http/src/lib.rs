@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use cita_adapters::inline::InlinePipeline;
+use cita_adapters::select::AwsConfig;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -41,7 +41,7 @@ use crate::http::{AppState, RateLimit};
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    pipeline: InlinePipeline,
+    pipeline: system::Background,
     rate_limit: Arc<RateLimit>,
     grace: Duration,
     /// Held until the application is dropped, after the pipeline's last flush.
@@ -50,12 +50,24 @@ pub struct Application {
 
 impl Application {
     /// Opens the stores, wires the service and pipeline, binds the listener.
+    /// AWS services, when the configuration needs them, are reached with
+    /// the standard AWS configuration (see [`Self::build_with_aws`]).
     ///
     /// # Errors
     /// A store that cannot be opened or an address that cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_aws(config, None).await
+    }
+
+    /// As [`Self::build`], with the AWS configuration given (region,
+    /// credentials, endpoint) instead of loaded from the environment: for
+    /// embedding and tests.
+    ///
+    /// # Errors
+    /// As [`Self::build`].
+    pub async fn build_with_aws(config: Config, aws: Option<AwsConfig>) -> anyhow::Result<Self> {
         let metrics = metrics::install();
-        let system = system::System::open(&config).await?;
+        let system = system::System::open(&config, aws).await?;
         let rate_limit = Arc::new(RateLimit::new(
             config.rate_limit_per_second,
             config.rate_limit_burst,

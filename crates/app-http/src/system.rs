@@ -13,10 +13,14 @@
 //! **Server stores**: `database_url` names the primary store (PostgreSQL,
 //! MySQL/MariaDB or a SQLite file), `country_database_urls` any country's
 //! own store (the others stay SQLite files in `data_dir`), `lock_url` a
-//! Redis slot lock. Several instances may share these; nothing is cached,
-//! and each instance's pipeline delivers what it finds in the shared
-//! outbox (every step is idempotent, so two relays delivering one event
-//! give one result).
+//! Redis slot lock (`dynamodb://PREFIX` a DynamoDB primary store). Several
+//! instances may share these; nothing is cached, and each instance's
+//! pipeline delivers what it finds in the shared outbox (every step is
+//! idempotent, so two relays delivering one event give one result).
+//!
+//! **Distributed mode** (`broker = aws`): no country processing here; the
+//! outbox relay (unless `relay = false`) publishes to the SNS topic of
+//! seed 000's topology, and `cita-worker` does the rest.
 
 pub mod cache;
 
@@ -25,10 +29,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cita_adapters::aws::{SnsEventPublisher, Topology};
 use cita_adapters::clock::SystemClock;
 use cita_adapters::inline::InlinePipeline;
 use cita_adapters::memory::InMemorySlotLock;
-use cita_adapters::select;
+use cita_adapters::pipeline::RelayWorker;
+use cita_adapters::select::{self, AwsConfig};
 use cita_adapters::sqlite::{
     SqliteAppointmentStore, SqliteCountryStore, SqliteDatabase, SqliteIdempotencyStore,
     SqliteOptions, SqliteProviderStore,
@@ -40,7 +46,7 @@ use cita_core::events::Outbox;
 use cita_core::providers::ProviderStore;
 
 use self::cache::{SingleWriterAppointmentCache, SingleWriterProviderCache};
-use crate::config::Config;
+use crate::config::{Broker, Config};
 use crate::observer::MetricsObserver;
 use cita_adapters::readiness::{Ping, ReadinessCheck};
 
@@ -52,11 +58,37 @@ pub struct System {
     pub outbox: Arc<dyn Outbox>,
     /// What `/ready` checks.
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
-    /// Relay → country processors → confirmations, durable through the outbox.
-    pub pipeline: InlinePipeline,
+    /// What moves events out of the outbox.
+    pub pipeline: Background,
     /// In embedded mode, the data folder's lock (`{data_dir}/cita.lock`),
     /// to be held for as long as the stores are in use.
     pub data_lock: Option<DataLock>,
+}
+
+/// What runs beside the HTTP server until shutdown.
+pub enum Background {
+    /// Relay → country processors → confirmations, in-process and durable
+    /// through the outbox (`broker = inline`).
+    Inline(InlinePipeline),
+    /// The outbox relay publishing to SNS (`broker = aws`).
+    Relay(RelayWorker),
+    /// Nothing: `broker = aws` with `relay = false` (cita-worker relays).
+    Nothing,
+}
+
+/// How often an idle relay looks at the outbox again.
+const RELAY_IDLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Background {
+    /// Runs until `shutdown` resolves, then finishes the batch in hand and
+    /// flushes the outbox once more.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        match self {
+            Self::Inline(pipeline) => pipeline.run(shutdown).await,
+            Self::Relay(relay) => relay.run(shutdown, RELAY_IDLE).await,
+            Self::Nothing => shutdown.await,
+        }
+    }
 }
 
 /// The primary store's ports, however opened.
@@ -117,17 +149,29 @@ impl System {
     /// # Errors
     /// A folder, file or database that cannot be created, opened, reached
     /// or migrated, or a data folder another process holds.
-    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+    pub async fn open(config: &Config, aws: Option<AwsConfig>) -> anyhow::Result<Self> {
         let router = config.router();
+        let needs_aws = config.broker == Broker::Aws
+            || config.database_url.as_ref().is_some_and(|u| {
+                select::DatabaseKind::of(u.expose()) == Ok(select::DatabaseKind::DynamoDb)
+            });
+        let aws = match aws {
+            Some(aws) => Some(aws),
+            None if needs_aws => {
+                Some(select::load_aws_config(config.aws_endpoint_url.as_deref()).await)
+            }
+            None => None,
+        };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let sqlite = SqliteOptions {
             synchronous: config.sqlite_synchronous.into(),
             ..SqliteOptions::default()
         };
         let needs_dir = config.database_url.is_none()
-            || router
-                .countries()
-                .any(|c| !config.country_database_urls.contains_key(c.as_str()));
+            || (config.broker == Broker::Inline
+                && router
+                    .countries()
+                    .any(|c| !config.country_database_urls.contains_key(c.as_str())));
         if needs_dir {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {
                 format!("creating the data directory {}", config.data_dir.display())
@@ -137,7 +181,7 @@ impl System {
         let primary = match &config.database_url {
             None => open_embedded_primary(&config.data_dir, sqlite).await?,
             Some(url) => {
-                let p = select::open_primary(url.expose(), config.pool()).await?;
+                let p = select::open_primary(url.expose(), config.pool(), aws.as_ref()).await?;
                 PrimaryPorts {
                     providers: p.providers,
                     appointments: p.appointments,
@@ -169,6 +213,38 @@ impl System {
             .with_observer(Arc::new(MetricsObserver)),
         );
 
+        if config.broker == Broker::Aws {
+            let pipeline = if config.relay {
+                let sdk = aws
+                    .as_ref()
+                    .context("the AWS configuration is loaded for broker = aws")?;
+                let topology = Topology::for_router(config.aws_prefix.clone(), &router)?;
+                let publisher = SnsEventPublisher::from_topology(sdk, &topology)
+                    .await
+                    .context(
+                        "finding the SNS topic (run `cita-worker provision` once to create it)",
+                    )?;
+                Background::Relay(RelayWorker::new(
+                    Arc::clone(&primary.outbox),
+                    Arc::new(publisher),
+                ))
+            } else {
+                Background::Nothing
+            };
+            if !config.country_database_urls.is_empty() {
+                tracing::info!(
+                    "broker = aws: country stores are cita-worker's; country_database_urls is not used here"
+                );
+            }
+            return Ok(Self {
+                service,
+                outbox: primary.outbox,
+                readiness,
+                pipeline,
+                data_lock: primary.data_lock,
+            });
+        }
+
         let mut country_stores: BTreeMap<_, Arc<dyn CountryStore>> = BTreeMap::new();
         for country in router.countries() {
             let name = format!("country-store-{}", country.lowercase());
@@ -197,7 +273,7 @@ impl System {
             service,
             outbox: primary.outbox,
             readiness,
-            pipeline,
+            pipeline: Background::Inline(pipeline),
             data_lock: primary.data_lock,
         })
     }

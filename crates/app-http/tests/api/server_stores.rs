@@ -9,170 +9,18 @@
 //! them at the end, so tests never share data.
 
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cita_adapters::mysql::sqlx::mysql::MySqlConnectOptions;
 use cita_adapters::mysql::sqlx::{self as mysqlx, MySqlPool};
-use cita_adapters::postgres::sqlx::postgres::PgConnectOptions;
-use cita_adapters::postgres::sqlx::{self as pgx, AssertSqlSafe, PgPool};
+use cita_adapters::postgres::sqlx::{self as pgx, PgPool};
 use cita_http::config::{Config, SecretUrl};
+use cita_tests::servers::{MySqlScratch, PgScratch, server_url as server};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::helpers::{Reply, TestApp, open_provider, slot, spawn_app_with};
-
-/// A test server's URL from `var`, or `None` (after saying so) when the
-/// test should skip.
-///
-/// # Panics
-/// In CI without the variable.
-fn server(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{var} is required in CI"
-            );
-            eprintln!("skipped {test}: {var} is not set");
-            None
-        }
-    }
-}
-
-fn scratch_name() -> String {
-    format!(
-        "cita_http_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    )
-}
-
-/// A PostgreSQL database of its own, dropped when this is dropped.
-struct PgScratch {
-    admin: PgConnectOptions,
-    name: String,
-    url: String,
-}
-
-impl PgScratch {
-    async fn new(server: &str) -> Self {
-        let admin = PgConnectOptions::from_str(server).expect("TEST_POSTGRES_URL parses");
-        let name = scratch_name();
-        let pool = PgPool::connect_with(admin.clone())
-            .await
-            .expect("PostgreSQL accepts connections");
-        pgx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&pool)
-            .await
-            .expect("the test role may create databases");
-        pool.close().await;
-        let (base, _) = server
-            .rsplit_once('/')
-            .expect("TEST_POSTGRES_URL names a database");
-        Self {
-            url: format!("{base}/{name}"),
-            admin,
-            name,
-        }
-    }
-
-    async fn pool(&self) -> PgPool {
-        PgPool::connect_with(self.admin.clone().database(&self.name))
-            .await
-            .expect("the scratch database accepts connections")
-    }
-}
-
-impl Drop for PgScratch {
-    fn drop(&mut self) {
-        let (admin, sql) = (
-            self.admin.clone(),
-            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-        // Its own thread and runtime: this may run while a runtime unwinds.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            rt.block_on(async {
-                if let Ok(pool) = PgPool::connect_with(admin).await {
-                    let _ = pgx::query(AssertSqlSafe(sql)).execute(&pool).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// MariaDB databases of their own (one per name), dropped when this is dropped.
-struct MySqlScratch {
-    admin: MySqlConnectOptions,
-    names: Vec<String>,
-    base: String,
-}
-
-impl MySqlScratch {
-    async fn new(server: &str, count: usize) -> Self {
-        let admin = MySqlConnectOptions::from_str(server).expect("TEST_MYSQL_URL parses");
-        let pool = MySqlPool::connect_with(admin.clone())
-            .await
-            .expect("MariaDB accepts connections");
-        let mut names = Vec::new();
-        for _ in 0..count {
-            let name = scratch_name();
-            mysqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&pool)
-                .await
-                .expect("the test user may create databases");
-            names.push(name);
-        }
-        pool.close().await;
-        let (base, _) = server
-            .rsplit_once('/')
-            .expect("TEST_MYSQL_URL names a database");
-        Self {
-            admin,
-            names,
-            base: base.to_owned(),
-        }
-    }
-
-    fn url(&self, i: usize) -> String {
-        format!("{}/{}", self.base, self.names[i])
-    }
-
-    async fn pool(&self, i: usize) -> MySqlPool {
-        MySqlPool::connect_with(self.admin.clone().database(&self.names[i]))
-            .await
-            .expect("the scratch database accepts connections")
-    }
-}
-
-impl Drop for MySqlScratch {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let names = std::mem::take(&mut self.names);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            rt.block_on(async {
-                if let Ok(pool) = MySqlPool::connect_with(admin).await {
-                    for name in names {
-                        let sql = format!("DROP DATABASE IF EXISTS {name}");
-                        let _ = mysqlx::query(AssertSqlSafe(sql)).execute(&pool).await;
-                    }
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// A configuration for PostgreSQL at `pg`, with small pools (several apps
 /// and tests share the servers).
@@ -254,7 +102,7 @@ async fn postgres_primary_redis_lock_and_mariadb_countries_book_and_confirm() {
     let pg = PgScratch::new(&pg).await;
     let countries = MySqlScratch::new(&my, 2).await;
     let app = spawn_app_with(|c| {
-        on_postgres(c, &pg.url);
+        on_postgres(c, pg.url());
         c.lock_url = Some(SecretUrl::new(redis.clone()));
         c.country_database_urls
             .insert("PE".into(), SecretUrl::new(countries.url(0)));
@@ -301,7 +149,7 @@ async fn postgres_primary_redis_lock_and_mariadb_countries_book_and_confirm() {
     );
 
     // The data is in PostgreSQL: a second instance on it sees it.
-    let other = spawn_app_with(|c| on_postgres(c, &pg.url)).await;
+    let other = spawn_app_with(|c| on_postgres(c, pg.url())).await;
     let seen = other.appointment(pe["id"].as_str().unwrap()).await.ok(200);
     assert_eq!(seen["status"], "confirmed");
     other.stop().await;
@@ -319,7 +167,7 @@ async fn two_instances_on_one_postgres_and_redis_have_one_winner_per_slot() {
     };
     let pg = PgScratch::new(&pg).await;
     let configure = |c: &mut Config| {
-        on_postgres(c, &pg.url);
+        on_postgres(c, pg.url());
         c.lock_url = Some(SecretUrl::new(redis.clone()));
     };
     let apps = [
@@ -421,7 +269,7 @@ async fn redis_stopped_mid_run_bookings_go_on_without_double_booking() {
     let url = redis.url();
     let app = Arc::new(
         spawn_app_with(|c| {
-            on_postgres(c, &pg.url);
+            on_postgres(c, pg.url());
             c.lock_url = Some(SecretUrl::new(url.clone()));
         })
         .await,
