@@ -252,7 +252,9 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&file))
             .merge(Env::prefixed("CITA_").ignore(&["CONFIG"]).filter(|k| {
-                country_url_env(&format!("CITA_{}", k.as_str().to_ascii_uppercase())).is_none()
+                let key = k.as_str().to_ascii_uppercase();
+                // cita-worker's own settings, when both share an environment.
+                !key.starts_with("WORKER_") && country_url_env(&format!("CITA_{key}")).is_none()
             }));
         for (cc, url) in country_urls {
             figment = figment.merge(Serialized::default(

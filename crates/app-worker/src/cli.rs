@@ -1,6 +1,11 @@
 //! The command line: subcommands and options, each option also readable
 //! from an environment variable (named in `--help`). A bad value exits
 //! with code 2 and a message naming it (clap's behaviour).
+//!
+//! Variables shared with `cita-http` keep its names (`CITA_DATABASE_URL`,
+//! `CITA_COUNTRIES`, `CITA_AWS_PREFIX`, …); the worker's own start with
+//! `CITA_WORKER_`, which `cita-http` ignores, so both binaries can read one
+//! environment.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -86,20 +91,20 @@ pub struct Options {
     /// Queues' visibility timeout, in seconds: set on the queues by
     /// `provision`, and used by the consumers to keep slow messages
     /// invisible (they extend it every half of it).
-    #[arg(long, env = "CITA_VISIBILITY_TIMEOUT_SECONDS", default_value_t = 30,
+    #[arg(long, env = "CITA_WORKER_VISIBILITY_TIMEOUT_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=43_200), global = true)]
     pub visibility_timeout_seconds: u64,
     /// Long-polling wait per receive, in seconds (0 to 20).
-    #[arg(long, env = "CITA_SQS_WAIT_SECONDS", default_value_t = 20,
+    #[arg(long, env = "CITA_WORKER_SQS_WAIT_SECONDS", default_value_t = 20,
           value_parser = clap::value_parser!(u64).range(0..=20), global = true)]
     pub wait_seconds: u64,
     /// After a failed message, make it visible again after this many
     /// seconds instead of the rest of its visibility timeout (the message
     /// goes to its dead-letter queue after 5 receives either way).
-    #[arg(long, env = "CITA_SQS_RETRY_DELAY_SECONDS", global = true)]
+    #[arg(long, env = "CITA_WORKER_RETRY_DELAY_SECONDS", global = true)]
     pub retry_delay_seconds: Option<u64>,
     /// How often the idle relay looks at the outbox again, in milliseconds.
-    #[arg(long, env = "CITA_RELAY_IDLE_MS", default_value_t = 100, global = true)]
+    #[arg(long, env = "CITA_WORKER_RELAY_IDLE_MS", default_value_t = 100, global = true)]
     pub relay_idle_ms: u64,
     /// Connections per database pool at most.
     #[arg(long, env = "CITA_DATABASE_MAX_CONNECTIONS", default_value_t = 8,

@@ -154,10 +154,10 @@ impl Cluster {
             .env("CITA_DATABASE_URL", &self.primary_url)
             .env("CITA_COUNTRY_PE_DATABASE_URL", self.countries.url(0))
             .env("CITA_COUNTRY_CL_DATABASE_URL", self.countries.url(1))
-            .env("CITA_SQS_WAIT_SECONDS", "1")
-            .env("CITA_VISIBILITY_TIMEOUT_SECONDS", "2")
-            .env("CITA_SQS_RETRY_DELAY_SECONDS", "0")
-            .env("CITA_RELAY_IDLE_MS", "50")
+            .env("CITA_WORKER_SQS_WAIT_SECONDS", "1")
+            .env("CITA_WORKER_VISIBILITY_TIMEOUT_SECONDS", "2")
+            .env("CITA_WORKER_RETRY_DELAY_SECONDS", "0")
+            .env("CITA_WORKER_RELAY_IDLE_MS", "50")
             .env("CITA_DATABASE_MAX_CONNECTIONS", "2")
             .env("CITA_LOG", "warn");
         cmd

@@ -7,7 +7,7 @@ use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
 use cita_core::ids::{AppointmentId, EventId, ProviderId, Version};
 use cita_core::slots::{BufferMinutes, MAX_APPOINTMENT};
 use jiff::Timestamp;
-use sqlx::postgres::{PgArguments, PgConnection};
+use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres};
 
@@ -26,8 +26,9 @@ use super::{PostgresDatabase, WRITE_ATTEMPTS};
 /// There is no check-then-write in the adapter: the `INSERT` or `UPDATE`
 /// either passes the constraints or fails with SQLSTATE 23P01, which names
 /// the constraint and so the refusal. The appointment row and its outbox
-/// row are written in one transaction; any error before `COMMIT` rolls
-/// both back.
+/// row are written by one statement (data-modifying CTEs: the locks, the
+/// row, its event), so one round trip and one implicit transaction: any
+/// error rolls all of it back.
 #[derive(Debug, Clone)]
 pub struct PostgresAppointmentStore {
     pool: PgPool,
@@ -187,29 +188,75 @@ impl EventRow {
     }
 }
 
-const INSERT: &str = "INSERT INTO appointments \
-    (id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, hold_until, \
-     status, version, notes, cancel_reason, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+/// The advisory locks of an active row's provider (`$2`) and patient
+/// (`$3`), provider first: the materialised CTEs fix the order (the
+/// patient's lock is taken from the provider's row). The two-key form keeps
+/// Cita's locks apart from single-`bigint` ones (sqlx's migrator uses
+/// those); the first key is the class, "CITP" and "CITX" in ASCII, the
+/// second the id's `hashtext`. Locks taken in a statement outside an
+/// explicit transaction are released when it commits.
+macro_rules! owner_locks {
+    () => {
+        "provider_lock AS MATERIALIZED \
+            (SELECT pg_advisory_xact_lock(1128878160, hashtext($2))), \
+         patient_lock AS MATERIALIZED \
+            (SELECT pg_advisory_xact_lock(1128878168, hashtext($3)) FROM provider_lock), "
+    };
+}
 
-/// The version check is part of the statement: `$15` is the expected version.
-const UPDATE: &str = "UPDATE appointments SET provider_id = $2, patient_id = $3, country = $4, \
-    start_at = $5, end_at = $6, buffer_minutes = $7, hold_until = $8, status = $9, \
-    version = $10, notes = $11, cancel_reason = $12, created_at = $13, updated_at = $14 \
-    WHERE id = $1 AND version = $15";
+/// Writes the change's outbox row (`$15` event id, `$16` its appointment,
+/// `$17` envelope; its time is the row's `updated_at`, `$14`) for each row
+/// `written` returned, if `$15` is not null; the statement answers how many
+/// rows it wrote.
+macro_rules! event_and_count {
+    () => {
+        "event AS (INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
+            SELECT $15, $16, $17::jsonb, $14 FROM written WHERE $15::uuid IS NOT NULL) \
+         SELECT count(*) FROM written"
+    };
+}
 
-/// The provider's (`$1`) and then the patient's (`$2`) transaction-scoped
-/// advisory lock. The materialised CTE fixes the order: the outer `SELECT`
-/// cannot take the patient's lock before the CTE has produced its row. The
-/// two-key form keeps Cita's locks apart from single-`bigint` ones (sqlx's
-/// migrator uses those); the first key is the class, "CITP" and "CITX" in
-/// ASCII, the second the id's `hashtext`.
-const LOCK_PROVIDER_AND_PATIENT: &str = "WITH provider AS MATERIALIZED \
-    (SELECT pg_advisory_xact_lock(1128878160, hashtext($1))) \
-    SELECT pg_advisory_xact_lock(1128878168, hashtext($2)) FROM provider";
+/// Inserts an active appointment (`$1` … `$14`) after its owners' locks,
+/// and its event.
+const INSERT: &str = concat!(
+    "WITH ",
+    owner_locks!(),
+    "written AS (INSERT INTO appointments \
+        (id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, hold_until, \
+         status, version, notes, cancel_reason, created_at, updated_at) \
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM patient_lock \
+        RETURNING id), ",
+    event_and_count!()
+);
 
-const INSERT_EVENT: &str = "INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
-    VALUES ($1, $2, $3::jsonb, $4)";
+/// The row update with its version check (`$18` is the expected version).
+macro_rules! update_row {
+    ($after_locks:literal) => {
+        concat!(
+            "written AS (UPDATE appointments SET provider_id = $2, patient_id = $3, \
+                country = $4, start_at = $5, end_at = $6, buffer_minutes = $7, \
+                hold_until = $8, status = $9, version = $10, notes = $11, \
+                cancel_reason = $12, created_at = $13, updated_at = $14 \
+             WHERE id = $1 AND version = $18",
+            $after_locks,
+            " RETURNING id), "
+        )
+    };
+}
+
+/// Updates an active row after its owners' locks (the `EXISTS` reads the
+/// locks' CTE before the first row is changed), and writes its event.
+const UPDATE_ACTIVE: &str = concat!(
+    "WITH ",
+    owner_locks!(),
+    update_row!(" AND EXISTS (SELECT 1 FROM patient_lock)"),
+    event_and_count!()
+);
+
+/// Updates a row that holds no time any more (a cancellation): it enters
+/// neither constraint's index, so it never waits on another writer and
+/// takes no lock.
+const UPDATE_INACTIVE: &str = concat!("WITH ", update_row!(""), event_and_count!());
 
 /// Another active appointment of the provider `$1` whose hold meets
 /// `[$2, $3)`, other than `$4`; answered by the provider's exclusion index.
@@ -268,85 +315,30 @@ const MARK_PUBLISHED: &str = "DELETE FROM outbox WHERE event_id = ANY($1)";
 const BACKLOG: &str = "SELECT count(*) AS pending, \
     (SELECT created_at FROM outbox ORDER BY seq LIMIT 1) AS oldest FROM outbox";
 
-/// Takes the advisory locks of an active row (see [`LOCK_PROVIDER_AND_PATIENT`]).
-async fn lock_owners(conn: &mut PgConnection, c: &Columns<'_>) -> Result<(), Failure> {
-    if !c.active {
-        // A cancelled row enters neither constraint's index, so it never
-        // waits on another writer and needs no queueing.
-        return Ok(());
-    }
-    sqlx::query(LOCK_PROVIDER_AND_PATIENT)
-        .bind(c.provider_id)
-        .bind(c.patient_id)
-        .execute(conn)
-        .await
-        .map_err(|e| codec::classify(e, "taking the provider's and patient's locks"))?;
-    Ok(())
-}
-
-/// Writes an outbox row; `at` is the change's time (the appointment's
-/// `updated_at`), as in every store.
-async fn push_event(conn: &mut PgConnection, e: &EventRow, at: Instant) -> Result<(), Failure> {
-    sqlx::query(INSERT_EVENT)
-        .bind(e.event_id)
-        .bind(e.appointment_id)
-        .bind(e.envelope.as_str())
-        .bind(at)
-        .execute(conn)
-        .await
-        .map_err(|e| codec::classify(e, "writing an outbox entry"))?;
-    Ok(())
-}
-
 impl PostgresAppointmentStore {
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>, Failure> {
-        self.pool
-            .begin()
-            .await
-            .map_err(|e| codec::classify(e, "starting a transaction"))
-    }
-
-    /// One attempt at an insert.
-    async fn try_insert(&self, c: &Columns<'_>, e: &EventRow) -> Result<(), Failure> {
-        let mut tx = self.begin().await?;
-        lock_owners(&mut tx, c).await?;
-        c.bind(INSERT)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| codec::classify(e, "inserting an appointment"))?;
-        push_event(&mut tx, e, c.updated_at).await?;
-        tx.commit()
-            .await
-            .map_err(|e| codec::classify(e, "committing an appointment"))
-    }
-
-    /// One attempt at an update; `Ok(false)` when the stored version is not
-    /// `expected` (or there is no such appointment).
-    async fn try_update(
+    /// One attempt at a write: `sql` with the row, its event (or nulls)
+    /// and, for an update, the expected version; answers the rows written.
+    async fn try_write(
         &self,
+        sql: &'static str,
         c: &Columns<'_>,
-        expected: i64,
         e: Option<&EventRow>,
-    ) -> Result<bool, Failure> {
-        let mut tx = self.begin().await?;
-        lock_owners(&mut tx, c).await?;
-        let done = c
-            .bind(UPDATE)
-            .bind(expected)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| codec::classify(e, "updating an appointment"))?;
-        if done.rows_affected() == 0 {
-            // Dropping the transaction rolls it back (it wrote nothing).
-            return Ok(false);
+        expected: Option<i64>,
+        what: &'static str,
+    ) -> Result<i64, Failure> {
+        let mut query = c
+            .bind(sql)
+            .bind(e.map(|e| e.event_id))
+            .bind(e.map(|e| e.appointment_id))
+            .bind(e.map(|e| e.envelope.as_str()));
+        if let Some(expected) = expected {
+            query = query.bind(expected);
         }
-        if let Some(e) = e {
-            push_event(&mut tx, e, c.updated_at).await?;
-        }
-        tx.commit()
+        query
+            .fetch_one(&self.pool)
             .await
-            .map_err(|e| codec::classify(e, "committing an appointment"))?;
-        Ok(true)
+            .and_then(|row| sqlx::Row::try_get::<i64, _>(&row, 0))
+            .map_err(|err| codec::classify(err, what))
     }
 
     /// Runs `attempt` until it is not a deadlock victim (at most
@@ -415,8 +407,22 @@ impl AppointmentStore for PostgresAppointmentStore {
     ) -> Result<(), AppointmentWriteError> {
         let columns = Columns::of(appointment)?;
         let event = EventRow::of(event)?;
-        self.with_retries(appointment, || self.try_insert(&columns, &event))
-            .await
+        let written = self
+            .with_retries(appointment, || {
+                self.try_write(
+                    INSERT,
+                    &columns,
+                    Some(&event),
+                    None,
+                    "inserting an appointment",
+                )
+            })
+            .await?;
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("the insert wrote {written} rows").into())
+        }
     }
 
     async fn update<'a>(
@@ -428,12 +434,23 @@ impl AppointmentStore for PostgresAppointmentStore {
         let columns = Columns::of(appointment)?;
         let expected = codec::version(expected)?;
         let event = event.map(EventRow::of).transpose()?;
+        let sql = if columns.active {
+            UPDATE_ACTIVE
+        } else {
+            UPDATE_INACTIVE
+        };
         let updated = self
             .with_retries(appointment, || {
-                self.try_update(&columns, expected, event.as_ref())
+                self.try_write(
+                    sql,
+                    &columns,
+                    event.as_ref(),
+                    Some(expected),
+                    "updating an appointment",
+                )
             })
             .await?;
-        if updated {
+        if updated == 1 {
             Ok(())
         } else {
             Err(AppointmentWriteError::VersionConflict)
