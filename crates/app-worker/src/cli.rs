@@ -104,7 +104,12 @@ pub struct Options {
     #[arg(long, env = "CITA_WORKER_RETRY_DELAY_SECONDS", global = true)]
     pub retry_delay_seconds: Option<u64>,
     /// How often the idle relay looks at the outbox again, in milliseconds.
-    #[arg(long, env = "CITA_WORKER_RELAY_IDLE_MS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "CITA_WORKER_RELAY_IDLE_MS",
+        default_value_t = 100,
+        global = true
+    )]
     pub relay_idle_ms: u64,
     /// Connections per database pool at most.
     #[arg(long, env = "CITA_DATABASE_MAX_CONNECTIONS", default_value_t = 8,
