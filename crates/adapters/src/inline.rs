@@ -191,38 +191,8 @@ impl InlinePipeline {
     }
 
     /// Relays until `shutdown` resolves, finishing the batch in hand, then
-    /// drains what is left once more.
+    /// drains what is left once more (see [`RelayWorker::run`]).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        tokio::pin!(shutdown);
-        loop {
-            // The batch in hand is always finished; shutdown is looked at
-            // between batches.
-            let step = self.relay.process_one().await;
-            let pause = match step {
-                Ok(Step::Processed) => None,
-                Ok(Step::Empty) => Some(self.idle),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "outbox relay failed; retrying");
-                    Some(self.idle * 10)
-                }
-            };
-            let stop = match pause {
-                None => tokio::select! {
-                    biased;
-                    () = &mut shutdown => true,
-                    () = std::future::ready(()) => false,
-                },
-                Some(pause) => tokio::select! {
-                    () = &mut shutdown => true,
-                    () = tokio::time::sleep(pause) => false,
-                },
-            };
-            if stop {
-                break;
-            }
-        }
-        if let Err(e) = self.drain().await {
-            tracing::warn!(error = %format!("{e:#}"), "final outbox flush failed; the events stay in the outbox for the next start");
-        }
+        self.relay.run(shutdown, self.idle).await;
     }
 }

@@ -11,13 +11,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis",
+    feature = "dynamodb"
+))]
 use async_trait::async_trait;
 use cita_core::booking::{AppointmentStore, IdempotencyStore, SlotLock};
 use cita_core::country::CountryStore;
 use cita_core::events::Outbox;
 use cita_core::providers::ProviderStore;
 
-use crate::readiness::{Ping, Pingable, ReadinessCheck};
+use crate::readiness::ReadinessCheck;
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis",
+    feature = "dynamodb"
+))]
+use crate::readiness::{Ping, Pingable};
 
 /// Which adapter a database URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
