@@ -38,6 +38,7 @@ use cita_core::events::{
 use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
 use cita_core::routing::{CountryCode, CountryRouter};
 use cita_core::slots::BufferMinutes;
+use cita_tests::servers::server_url;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
@@ -45,23 +46,8 @@ use tokio::sync::{Notify, watch};
 /// How long any one wait may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The server's URL, or `None` (after saying so) when the tests should skip.
-///
-/// # Panics
-/// In CI without a server.
-fn server_url(test: &str) -> Option<String> {
-    match std::env::var("TEST_AWS_ENDPOINT_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "TEST_AWS_ENDPOINT_URL is required in CI"
-            );
-            eprintln!("skipped {test}: TEST_AWS_ENDPOINT_URL is not set");
-            None
-        }
-    }
-}
+/// The queues' visibility timeout unless a test needs another.
+const VISIBILITY: Duration = Duration::from_secs(30);
 
 /// One test's view of the server: its SDK configuration, its own
 /// provisioned topology, and a plain SQS client to look into the queues.
@@ -75,9 +61,14 @@ struct Env {
 
 impl Env {
     /// Provisions a fresh topology (PE and CL) under a random prefix, with
-    /// the given queue visibility timeout; `None` when skipping.
-    async fn new(test: &str, visibility: Duration) -> Option<Self> {
-        let url = server_url(test)?;
+    /// the usual queue visibility timeout; `None` when skipping.
+    async fn new(test: &str) -> Option<Self> {
+        Self::with_visibility(test, VISIBILITY).await
+    }
+
+    /// [`Env::new`] with the given queue visibility timeout.
+    async fn with_visibility(test: &str, visibility: Duration) -> Option<Self> {
+        let url = server_url("TEST_AWS_ENDPOINT_URL", test)?;
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .region("us-east-1")
             .endpoint_url(url)
@@ -118,6 +109,13 @@ impl Env {
         }
     }
 
+    /// The SNS publisher on this topology's topic.
+    async fn sns_publisher(&self) -> SnsEventPublisher {
+        SnsEventPublisher::from_topology(&self.sdk, &self.topology)
+            .await
+            .expect("the topic exists")
+    }
+
     fn confirmations(&self) -> Arc<dyn ConfirmationPublisher> {
         Arc::new(EventBridgeConfirmationPublisher::from_topology(
             &self.sdk,
@@ -141,6 +139,18 @@ impl Env {
         .expect("the country queue exists")
     }
 
+    /// The confirmation worker, applying what arrives through `service`.
+    async fn confirmation_worker(&self, service: &Arc<BookingService>) -> SqsConfirmationWorker {
+        SqsConfirmationWorker::from_topology(
+            &self.sdk,
+            &self.topology,
+            ConfirmationHandler::new(Arc::clone(service)),
+            self.settings(),
+        )
+        .await
+        .expect("the queue exists")
+    }
+
     async fn send(&self, queue: &str, body: &str) {
         self.sqs
             .send_message()
@@ -151,18 +161,35 @@ impl Env {
             .expect("SendMessage");
     }
 
-    /// (visible, in flight) messages of a queue.
-    async fn depth(&self, queue: &str) -> (u64, u64) {
-        let out = self
-            .sqs
+    /// The attributes `names` of a queue.
+    async fn attributes(
+        &self,
+        queue: &str,
+        names: &[QueueAttributeName],
+    ) -> HashMap<QueueAttributeName, String> {
+        self.sqs
             .get_queue_attributes()
             .queue_url(self.url(queue).await)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
-            .expect("GetQueueAttributes");
-        let attrs = out.attributes().cloned().unwrap_or_default();
+            .expect("GetQueueAttributes")
+            .attributes()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// (visible, in flight) messages of a queue.
+    async fn depth(&self, queue: &str) -> (u64, u64) {
+        let attrs = self
+            .attributes(
+                queue,
+                &[
+                    QueueAttributeName::ApproximateNumberOfMessages,
+                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                ],
+            )
+            .await;
         let n = |a: QueueAttributeName| {
             attrs
                 .get(&a)
@@ -173,6 +200,16 @@ impl Env {
             n(QueueAttributeName::ApproximateNumberOfMessages),
             n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         )
+    }
+
+    /// Runs a worker's `step` until `queue` is empty (nothing visible or
+    /// in flight); fails at the deadline.
+    async fn drain(&self, queue: &str, mut step: impl AsyncFnMut() -> anyhow::Result<Step>) {
+        run_until(&format!("{queue} drained"), async || {
+            step().await.expect("receives");
+            self.depth(queue).await == (0, 0)
+        })
+        .await;
     }
 
     /// Takes every message of a queue (they stay invisible for a minute,
@@ -218,18 +255,25 @@ fn bodies(messages: &[aws_sdk_sqs::types::Message]) -> Vec<String> {
 }
 
 /// Polls `check` every 100 ms until it holds; fails at the deadline.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
+async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    until(what, Duration::from_millis(100), check).await;
+}
+
+/// Runs `step` back to back until it returns true (a worker's step waits
+/// in its own long poll); fails at the deadline.
+async fn run_until(what: &str, step: impl AsyncFnMut() -> bool) {
+    until(what, Duration::ZERO, step).await;
+}
+
+/// Runs `step` until it returns true, `pause` apart; fails at the deadline.
+async fn until(what: &str, pause: Duration, mut step: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !check().await {
+    while !step().await {
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -299,15 +343,7 @@ async fn snapshot(env: &Env) -> BTreeMap<String, String> {
         queues.push(t.country_dlq(c));
     }
     for q in queues {
-        let attrs = env
-            .sqs
-            .get_queue_attributes()
-            .queue_url(env.url(&q).await)
-            .attribute_names(QueueAttributeName::All)
-            .send()
-            .await
-            .expect("GetQueueAttributes");
-        for (k, v) in attrs.attributes().cloned().unwrap_or_default() {
+        for (k, v) in env.attributes(&q, &[QueueAttributeName::All]).await {
             if !k.as_str().starts_with("Approximate") {
                 out.insert(format!("queue {q} {}", k.as_str()), v);
             }
@@ -373,12 +409,7 @@ async fn snapshot(env: &Env) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provisioning_twice_creates_then_only_verifies() {
-    let Some(env) = Env::new(
-        "provisioning_twice_creates_then_only_verifies",
-        Duration::from_secs(30),
-    )
-    .await
-    else {
+    let Some(env) = Env::new("provisioning_twice_creates_then_only_verifies").await else {
         return;
     };
     // `Env::new` ran the first provisioning.
@@ -492,17 +523,11 @@ async fn provisioning_twice_creates_then_only_verifies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_only_their_own_country_queue_as_raw_envelopes() {
-    let Some(env) = Env::new(
-        "events_reach_only_their_own_country_queue_as_raw_envelopes",
-        Duration::from_secs(30),
-    )
-    .await
+    let Some(env) = Env::new("events_reach_only_their_own_country_queue_as_raw_envelopes").await
     else {
         return;
     };
-    let publisher = SnsEventPublisher::from_topology(&env.sdk, &env.topology)
-        .await
-        .expect("the topic exists");
+    let publisher = env.sns_publisher().await;
     let pe = requested(CountryCode::PE, 1);
     let cl = requested(CountryCode::CL, 2);
     let confirmed = EventEnvelope::confirmation_of(&pe.appointment, now_millis());
@@ -584,11 +609,8 @@ impl Primary {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmation_travels_through_eventbridge_to_the_confirmation_worker() {
-    let Some(env) = Env::new(
-        "a_confirmation_travels_through_eventbridge_to_the_confirmation_worker",
-        Duration::from_secs(30),
-    )
-    .await
+    let Some(env) =
+        Env::new("a_confirmation_travels_through_eventbridge_to_the_confirmation_worker").await
     else {
         return;
     };
@@ -637,39 +659,24 @@ async fn a_confirmation_travels_through_eventbridge_to_the_confirmation_worker()
         .publish_confirmation(&confirmation)
         .await
         .expect("PutEvents");
-    let worker = SqsConfirmationWorker::from_topology(
-        &env.sdk,
-        &env.topology,
-        ConfirmationHandler::new(Arc::clone(&primary.service)),
-        env.settings(),
-    )
-    .await
-    .expect("the queue exists");
+    let worker = env.confirmation_worker(&primary.service).await;
     assert_eq!(worker.queue_name(), queue);
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while worker.process_one().await.expect("receives") == Step::Empty {
-        assert!(tokio::time::Instant::now() < deadline, "nothing arrived");
-    }
+    run_until("the confirmation to arrive", async || {
+        worker.process_one().await.expect("receives") != Step::Empty
+    })
+    .await;
     assert_eq!(primary.status().await, AppointmentStatus::Confirmed);
     assert_eq!(env.depth(&queue).await, (0, 0), "the message was deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_pipeline_gives_one_effect_for_a_duplicated_delivery() {
-    let Some(env) = Env::new(
-        "the_whole_pipeline_gives_one_effect_for_a_duplicated_delivery",
-        Duration::from_secs(30),
-    )
-    .await
+    let Some(env) = Env::new("the_whole_pipeline_gives_one_effect_for_a_duplicated_delivery").await
     else {
         return;
     };
     let primary = Primary::with_one_appointment(CountryCode::PE).await;
-    let publisher = Arc::new(
-        SnsEventPublisher::from_topology(&env.sdk, &env.topology)
-            .await
-            .expect("the topic exists"),
-    );
+    let publisher = Arc::new(env.sns_publisher().await);
     let outbox: Arc<dyn Outbox> = primary.store.clone();
     let relay = OutboxRelay::new(Arc::clone(&outbox), publisher.clone(), 10);
 
@@ -684,17 +691,8 @@ async fn the_whole_pipeline_gives_one_effect_for_a_duplicated_delivery() {
         .await;
     assert_eq!(worker.queue_name(), pe_queue);
     assert_eq!(worker.country(), CountryCode::PE);
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        worker.process_one().await.expect("receives");
-        if env.depth(&pe_queue).await == (0, 0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "PE queue not drained"
-        );
-    }
+    env.drain(&pe_queue, async || worker.process_one().await)
+        .await;
     assert_eq!(country_store.len(), 1, "one record for two deliveries");
     assert_eq!(
         country_store
@@ -706,31 +704,16 @@ async fn the_whole_pipeline_gives_one_effect_for_a_duplicated_delivery() {
 
     // Both deliveries were confirmed (a duplicate is confirmed again, the
     // first confirmation may have been lost); applying both confirms once.
-    let confirmations = SqsConfirmationWorker::from_topology(
-        &env.sdk,
-        &env.topology,
-        ConfirmationHandler::new(Arc::clone(&primary.service)),
-        env.settings(),
-    )
-    .await
-    .expect("the queue exists");
+    let confirmations = env.confirmation_worker(&primary.service).await;
     let confirmations_queue = env.topology.confirmations_queue();
-    let (e, q) = (&env, confirmations_queue.as_str());
-    eventually("both confirmations queued", move || async move {
-        e.depth(q).await == (2, 0)
+    eventually("both confirmations queued", async || {
+        env.depth(&confirmations_queue).await == (2, 0)
     })
     .await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        confirmations.process_one().await.expect("receives");
-        if env.depth(&confirmations_queue).await == (0, 0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "confirmations not drained"
-        );
-    }
+    env.drain(&confirmations_queue, async || {
+        confirmations.process_one().await
+    })
+    .await;
     assert_eq!(primary.status().await, AppointmentStatus::Confirmed);
     let pending = outbox.unpublished(10).await.expect("outbox");
     let types: Vec<EventType> = pending.iter().map(|e| e.event.event_type).collect();
@@ -747,11 +730,7 @@ async fn the_whole_pipeline_gives_one_effect_for_a_duplicated_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_end_in_the_dlq_intact_while_good_ones_pass() {
-    let Some(env) = Env::new(
-        "poison_messages_end_in_the_dlq_intact_while_good_ones_pass",
-        Duration::from_secs(30),
-    )
-    .await
+    let Some(env) = Env::new("poison_messages_end_in_the_dlq_intact_while_good_ones_pass").await
     else {
         return;
     };
@@ -775,19 +754,11 @@ async fn poison_messages_end_in_the_dlq_intact_while_good_ones_pass() {
         .country_worker(CountryCode::PE, store.clone(), settings)
         .await;
 
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    run_until("two dead letters and one record", async || {
         worker.process_one().await.expect("receives");
-        let (dead, _) = env.depth(&dlq).await;
-        if dead == 2 && store.len() == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dead letters: {dead}, recorded: {}",
-            store.len()
-        );
-    }
+        env.depth(&dlq).await.0 == 2 && store.len() == 1
+    })
+    .await;
     let dead = env.take_all(&dlq, 2).await;
     for m in &dead {
         // Five receives from the work queue, then this one from the DLQ.
@@ -851,7 +822,7 @@ impl CountryStore for SlowStore {
 async fn a_slow_message_is_not_redelivered_while_it_is_being_handled() {
     // A 2 s visibility and a 5 s handler: without heartbeats the second
     // worker would receive the message after 2 s and record it again.
-    let Some(env) = Env::new(
+    let Some(env) = Env::with_visibility(
         "a_slow_message_is_not_redelivered_while_it_is_being_handled",
         Duration::from_secs(2),
     )
@@ -863,15 +834,9 @@ async fn a_slow_message_is_not_redelivered_while_it_is_being_handled() {
     let event = requested(CountryCode::PE, 6);
     env.send(&queue, &json(&event)).await;
     let store = Arc::new(SlowStore::new(Duration::from_secs(5)));
-    let out = env
-        .sqs
-        .get_queue_attributes()
-        .queue_url(env.url(&queue).await)
-        .attribute_names(QueueAttributeName::VisibilityTimeout)
-        .send()
-        .await
-        .expect("GetQueueAttributes");
-    let attrs: HashMap<_, _> = out.attributes().cloned().unwrap_or_default();
+    let attrs = env
+        .attributes(&queue, &[QueueAttributeName::VisibilityTimeout])
+        .await;
     assert_eq!(
         attrs
             .get(&QueueAttributeName::VisibilityTimeout)
@@ -891,9 +856,8 @@ async fn a_slow_message_is_not_redelivered_while_it_is_being_handled() {
         }));
     }
 
-    let (s, e, q) = (&store, &env, queue.as_str());
-    eventually("the message recorded and deleted", move || async move {
-        s.inner.len() == 1 && e.depth(q).await == (0, 0)
+    eventually("the message recorded and deleted", async || {
+        store.inner.len() == 1 && env.depth(&queue).await == (0, 0)
     })
     .await;
     stop_tx.send(true).expect("workers listen");
@@ -908,11 +872,7 @@ async fn a_slow_message_is_not_redelivered_while_it_is_being_handled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_the_message_in_hand_and_returns_the_rest() {
-    let Some(env) = Env::new(
-        "shutdown_finishes_the_message_in_hand_and_returns_the_rest",
-        Duration::from_secs(30),
-    )
-    .await
+    let Some(env) = Env::new("shutdown_finishes_the_message_in_hand_and_returns_the_rest").await
     else {
         return;
     };

@@ -54,27 +54,10 @@ use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
 use cita_core::routing::CountryCode;
 use cita_core::slots::BufferMinutes;
 use cita_tests::contracts;
+use cita_tests::servers::server_url;
 use jiff::{SignedDuration, Timestamp};
 
 type Item = std::collections::HashMap<String, AttributeValue>;
-
-/// The server's URL, or `None` (after saying so) when the tests should skip.
-///
-/// # Panics
-/// In CI without a server.
-fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("TEST_AWS_ENDPOINT_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "TEST_AWS_ENDPOINT_URL is required in CI"
-            );
-            eprintln!("skipped {test}: TEST_AWS_ENDPOINT_URL is not set");
-            None
-        }
-    }
-}
 
 /// Everything explicit, so nothing probes profiles or instance metadata.
 async fn sdk_config(url: &str) -> SdkConfig {
@@ -221,7 +204,7 @@ struct Scratch {
 
 impl Scratch {
     async fn new(test: &str) -> Option<Self> {
-        let url = endpoint(test)?;
+        let url = server_url("TEST_AWS_ENDPOINT_URL", test)?;
         let config = sdk_config(&url).await;
         let gate = OneAtATime::default();
         let prefix = unique_prefix();
@@ -325,7 +308,10 @@ async fn idempotency_store() {
 /// keys; `ping` needs the tables.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ensure_tables_is_idempotent_and_ping_needs_the_tables() {
-    let Some(url) = endpoint("ensure_tables_is_idempotent_and_ping_needs_the_tables") else {
+    let Some(url) = server_url(
+        "TEST_AWS_ENDPOINT_URL",
+        "ensure_tables_is_idempotent_and_ping_needs_the_tables",
+    ) else {
         return;
     };
     let config = sdk_config(&url).await;

@@ -28,22 +28,8 @@ use cita_core::providers::{Provider, ProviderName, ProviderStore as _};
 use cita_core::routing::CountryCode;
 use cita_core::slots::{BufferMinutes, Schedule, Zone};
 use cita_tests::contracts;
+use cita_tests::servers::server_url;
 use jiff::{SignedDuration, Timestamp};
-
-/// The server's URL, or `None` (after saying so) when the tests should skip.
-fn server_url(test: &str) -> Option<String> {
-    match std::env::var("TEST_MYSQL_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "TEST_MYSQL_URL is required in CI"
-            );
-            println!("skipped {test}: TEST_MYSQL_URL is not set");
-            None
-        }
-    }
-}
 
 /// Runs one statement on an administrator connection to the server (the
 /// URL's own database).
@@ -65,7 +51,7 @@ where
     F: FnOnce(MySqlDatabase, MySqlConnectOptions) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(server) = server_url(test) else {
+    let Some(server) = server_url("TEST_MYSQL_URL", test) else {
         return;
     };
     // `[a-z0-9_]` only, so safe to splice into DDL.

@@ -28,25 +28,8 @@ use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
 use cita_core::routing::CountryCode;
 use cita_core::slots::BufferMinutes;
 use cita_tests::contracts;
+use cita_tests::servers::server_url;
 use jiff::{SignedDuration, Timestamp};
-
-/// The server's URL, or `None` (after saying so) when the tests should skip.
-///
-/// # Panics
-/// In CI without a server.
-fn server_url(test: &str) -> Option<String> {
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "TEST_POSTGRES_URL is required in CI"
-            );
-            eprintln!("skipped {test}: TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
-}
 
 /// A freshly created database, migrated, dropped when this is dropped.
 struct Scratch {
@@ -77,7 +60,7 @@ async fn admin_pool(admin: &PgConnectOptions) -> PgPool {
 
 impl Scratch {
     async fn new(test: &str) -> Option<Self> {
-        let url = server_url(test)?;
+        let url = server_url("TEST_POSTGRES_URL", test)?;
         let admin = PgConnectOptions::from_str(&url).expect("TEST_POSTGRES_URL parses");
         let name = format!("cita_test_{}", uuid::Uuid::new_v4().simple());
         let pool = admin_pool(&admin).await;

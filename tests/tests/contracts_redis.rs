@@ -12,19 +12,7 @@ use cita_adapters::redis::{RedisLockSettings, RedisSlotLock};
 use cita_core::booking::{LockKey, LockToken, SlotLock};
 use cita_core::ids::ProviderId;
 use cita_tests::contracts;
-
-fn url() -> Option<String> {
-    match std::env::var("TEST_REDIS_URL") {
-        Ok(u) => Some(u),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("TEST_REDIS_URL is required in CI")
-        }
-        Err(_) => {
-            eprintln!("skipped: TEST_REDIS_URL is not set");
-            None
-        }
-    }
-}
+use cita_tests::servers::server_url;
 
 fn unique_prefix() -> String {
     format!("cita-test-{}:", uuid::Uuid::new_v4().simple())
@@ -32,7 +20,9 @@ fn unique_prefix() -> String {
 
 #[tokio::test]
 async fn redis_lock_honours_the_contract() {
-    let Some(url) = url() else { return };
+    let Some(url) = server_url("TEST_REDIS_URL", "redis_lock_honours_the_contract") else {
+        return;
+    };
     let lock = RedisSlotLock::new(&url, &unique_prefix(), RedisLockSettings::default()).unwrap();
     lock.ping().await.expect("Redis answers PING");
     contracts::lock::slot_lock_contract(Arc::new(lock)).await;
@@ -99,7 +89,12 @@ fn spare_port() -> u16 {
 
 #[tokio::test]
 async fn a_stopped_redis_fails_fast_and_a_restarted_one_works_again() {
-    if url().is_none() {
+    if server_url(
+        "TEST_REDIS_URL",
+        "a_stopped_redis_fails_fast_and_a_restarted_one_works_again",
+    )
+    .is_none()
+    {
         return;
     }
     let port = spare_port();

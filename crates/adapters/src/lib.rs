@@ -31,6 +31,13 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod clock;
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "dynamodb"
+))]
+mod codec_common;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod inline;
@@ -43,6 +50,13 @@ pub mod postgres;
 pub mod readiness;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "dynamodb"
+))]
+mod schedule_json;
 pub mod select;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

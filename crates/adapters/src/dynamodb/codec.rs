@@ -2,43 +2,28 @@
 //! instants (Number milliseconds), statuses, versions, ids, country codes,
 //! the sortable `(start, id)` positions of the listing indexes and the keys
 //! of occupancy items. Every store of this adapter encodes and decodes
-//! through this module.
+//! through this module; the forms DynamoDB shares with the other stores
+//! come from [`crate::codec_common`].
 
 use std::collections::HashMap;
 
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue;
-use cita_core::booking::AppointmentStatus;
-use cita_core::ids::{AppointmentId, EventId, PatientId, ProviderId, Version};
-use cita_core::routing::CountryCode;
+use cita_core::ids::{AppointmentId, EventId, Version};
 use jiff::Timestamp;
+
+// Appointment and event ids are canonical UUID text, whose byte order is
+// the UUID's byte order (and so the domain's id order).
+pub(super) use crate::codec_common::{
+    appointment_id, event_id, instant, millis, parse_appointment_id, parse_country,
+    parse_patient_id, parse_provider_id, parse_status, parse_version, status,
+};
 
 /// An item as the SDK reads and writes it.
 pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// Milliseconds in a UTC day: occupancy items are per UTC day.
 pub(super) const MS_PER_DAY: i64 = 86_400_000;
-
-/// An instant as unix milliseconds, floored.
-///
-/// Cita keeps instants to the millisecond (the service truncates `now`;
-/// slot starts are whole minutes), so this round-trips everything the
-/// service stores exactly, as every other store of Cita does. A finer part,
-/// if a caller passed one, moves toward the past, never into the future.
-pub(super) fn millis(t: Timestamp) -> i64 {
-    let ms = t.as_millisecond();
-    // `as_millisecond` truncates toward zero; floor negative instants too.
-    if t.subsec_nanosecond() < 0 && t.subsec_nanosecond() % 1_000_000 != 0 {
-        ms - 1
-    } else {
-        ms
-    }
-}
-
-/// Reads an instant stored by [`millis`].
-pub(super) fn instant(ms: i64) -> anyhow::Result<Timestamp> {
-    Timestamp::from_millisecond(ms).with_context(|| format!("stored instant {ms} is out of range"))
-}
 
 /// A Number attribute.
 pub(super) fn number(n: i64) -> AttributeValue {
@@ -81,67 +66,9 @@ pub(super) fn opt_n(item: &Item, name: &str) -> anyhow::Result<Option<i64>> {
     }
 }
 
-/// The stored name of a status.
-pub(super) fn status(s: AppointmentStatus) -> &'static str {
-    match s {
-        AppointmentStatus::Pending => "pending",
-        AppointmentStatus::Confirmed => "confirmed",
-        AppointmentStatus::Cancelled => "cancelled",
-    }
-}
-
-/// Reads a status stored by [`status`].
-pub(super) fn parse_status(s: &str) -> anyhow::Result<AppointmentStatus> {
-    [
-        AppointmentStatus::Pending,
-        AppointmentStatus::Confirmed,
-        AppointmentStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|candidate| status(*candidate) == s)
-    .with_context(|| format!("unknown stored status {s:?}"))
-}
-
 /// A version as a Number.
 pub(super) fn version(v: Version) -> anyhow::Result<i64> {
     i64::try_from(v.get()).context("version does not fit a 64-bit integer")
-}
-
-/// Reads a version stored by [`version`].
-pub(super) fn parse_version(v: i64) -> anyhow::Result<Version> {
-    let n = u64::try_from(v).with_context(|| format!("stored version {v} is negative"))?;
-    Version::new(n).with_context(|| format!("stored version {v} is invalid"))
-}
-
-/// An appointment id as text: the canonical hyphenated lower case, whose
-/// byte order is the UUID's byte order (and so the domain's id order).
-pub(super) fn appointment_id(id: AppointmentId) -> String {
-    id.as_uuid().hyphenated().to_string()
-}
-
-/// Reads an appointment id stored by [`appointment_id`].
-pub(super) fn parse_appointment_id(s: &str) -> anyhow::Result<AppointmentId> {
-    AppointmentId::parse(s).with_context(|| format!("stored appointment id {s:?} is invalid"))
-}
-
-/// An event id as text, like [`appointment_id`].
-pub(super) fn event_id(id: EventId) -> String {
-    id.as_uuid().hyphenated().to_string()
-}
-
-/// Reads a provider id.
-pub(super) fn parse_provider_id(s: &str) -> anyhow::Result<ProviderId> {
-    ProviderId::parse(s).with_context(|| format!("stored provider id {s:?} is invalid"))
-}
-
-/// Reads a patient id.
-pub(super) fn parse_patient_id(s: &str) -> anyhow::Result<PatientId> {
-    PatientId::parse(s).with_context(|| format!("stored patient id {s:?} is invalid"))
-}
-
-/// Reads a country code (stored as its two upper-case letters).
-pub(super) fn parse_country(s: &str) -> anyhow::Result<CountryCode> {
-    CountryCode::parse(s).with_context(|| format!("stored country {s:?} is invalid"))
 }
 
 /// A millisecond instant as 20 decimal digits whose text order is the
@@ -198,28 +125,6 @@ pub(super) fn occupancy_key(kind: OwnerKind, owner: &str, day: i64) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_round_trip() {
-        for s in [
-            AppointmentStatus::Pending,
-            AppointmentStatus::Confirmed,
-            AppointmentStatus::Cancelled,
-        ] {
-            assert_eq!(parse_status(status(s)).unwrap(), s);
-        }
-        assert!(parse_status("Pending").is_err());
-    }
-
-    #[test]
-    fn instants_keep_the_millisecond_and_floor_below_it() {
-        let t: Timestamp = "2031-03-03T10:00:00.123Z".parse().unwrap();
-        assert_eq!(instant(millis(t)).unwrap(), t);
-        let fine: Timestamp = "2031-03-03T10:00:00.123999Z".parse().unwrap();
-        assert_eq!(instant(millis(fine)).unwrap(), t);
-        let before_epoch: Timestamp = "1969-12-31T23:59:59.9995Z".parse().unwrap();
-        assert_eq!(millis(before_epoch), -1);
-    }
 
     #[test]
     fn sortable_text_order_is_numeric_order() {

@@ -1,21 +1,14 @@
-use std::collections::BTreeMap;
-
 use anyhow::Context as _;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnValue;
 use cita_core::ids::{ProviderId, Version};
 use cita_core::providers::{Provider, ProviderName, ProviderStore, ProviderWriteError};
-use cita_core::slots::{
-    BufferMinutes, DayHours, HorizonDays, LocalInterval, NoticeMinutes, Schedule, SlotMinutes,
-    WEEKDAYS, WallTime, Zone,
-};
-use jiff::civil::{Date, Weekday};
-use serde::{Deserialize, Serialize};
 
 use super::DynamoDatabase;
 use super::codec::{self, Item};
 use super::schema::PROVIDER_ID;
+use crate::schedule_json;
 
 /// Providers in DynamoDB, one item each. A write is one `PutItem` whose
 /// condition carries the version check (`attribute_not_exists` for a
@@ -39,121 +32,15 @@ impl DynamoProviderStore {
 
 const NAME: &str = "name";
 const COUNTRY: &str = "country";
+/// The whole [`Schedule`](cita_core::slots::Schedule) as JSON text, the same
+/// document the SQL adapters store ([`schedule_json`]).
 const SCHEDULE: &str = "schedule";
 const VERSION: &str = "version";
 const CREATED_AT: &str = "created_at_ms";
 const UPDATED_AT: &str = "updated_at_ms";
 
-/// The `schedule` attribute: the whole [`Schedule`] as JSON text, the same
-/// document the SQL adapters store. Only open weekdays are listed; weekdays
-/// and dates are keys (`"monday"`, `"2031-12-25"`), wall-clock times
-/// `"HH:MM"` (`"24:00"` as an end).
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScheduleJson {
-    zone: String,
-    slot_minutes: u32,
-    buffer_minutes: u32,
-    min_notice_minutes: u32,
-    horizon_days: u32,
-    weekly: BTreeMap<String, Vec<IntervalJson>>,
-    overrides: BTreeMap<String, Vec<IntervalJson>>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IntervalJson {
-    start: String,
-    end: String,
-}
-
-fn weekday_name(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Monday => "monday",
-        Weekday::Tuesday => "tuesday",
-        Weekday::Wednesday => "wednesday",
-        Weekday::Thursday => "thursday",
-        Weekday::Friday => "friday",
-        Weekday::Saturday => "saturday",
-        Weekday::Sunday => "sunday",
-    }
-}
-
-fn intervals_json(hours: &DayHours) -> Vec<IntervalJson> {
-    hours
-        .intervals()
-        .iter()
-        .map(|i| IntervalJson {
-            start: i.start().to_string(),
-            end: i.end().to_string(),
-        })
-        .collect()
-}
-
-fn day_hours(intervals: Vec<IntervalJson>) -> anyhow::Result<DayHours> {
-    let parsed = intervals
-        .into_iter()
-        .map(|i| {
-            let start = WallTime::parse(&i.start)?;
-            let end = WallTime::parse(&i.end)?;
-            Ok(LocalInterval::new(start, end)?)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(DayHours::new(parsed)?)
-}
-
-impl From<&Schedule> for ScheduleJson {
-    fn from(s: &Schedule) -> Self {
-        Self {
-            zone: s.zone.name().to_owned(),
-            slot_minutes: s.slot.get(),
-            buffer_minutes: s.buffer.get(),
-            min_notice_minutes: s.min_notice.get(),
-            horizon_days: s.horizon.get(),
-            weekly: s
-                .weekly
-                .iter()
-                .filter(|(_, hours)| !hours.is_closed())
-                .map(|(day, hours)| (weekday_name(day).to_owned(), intervals_json(hours)))
-                .collect(),
-            overrides: s
-                .overrides
-                .iter()
-                .map(|(date, hours)| (date.to_string(), intervals_json(hours)))
-                .collect(),
-        }
-    }
-}
-
-impl TryFrom<ScheduleJson> for Schedule {
-    type Error = anyhow::Error;
-
-    fn try_from(j: ScheduleJson) -> anyhow::Result<Self> {
-        let mut s = Schedule::new(Zone::parse(&j.zone)?);
-        s.slot = SlotMinutes::new(j.slot_minutes)?;
-        s.buffer = BufferMinutes::new(j.buffer_minutes)?;
-        s.min_notice = NoticeMinutes::new(j.min_notice_minutes)?;
-        s.horizon = HorizonDays::new(j.horizon_days)?;
-        for (name, intervals) in j.weekly {
-            let day = WEEKDAYS
-                .into_iter()
-                .find(|d| weekday_name(*d) == name)
-                .with_context(|| format!("unknown weekday {name:?}"))?;
-            s.weekly.set(day, day_hours(intervals)?);
-        }
-        for (date, intervals) in j.overrides {
-            let date: Date = date
-                .parse()
-                .with_context(|| format!("invalid override date {date:?}"))?;
-            s.overrides.insert(date, day_hours(intervals)?);
-        }
-        Ok(s)
-    }
-}
-
 fn encode(p: &Provider) -> anyhow::Result<Item> {
-    let schedule =
-        serde_json::to_string(&ScheduleJson::from(&p.schedule)).context("encoding a schedule")?;
+    let schedule = schedule_json::encode(&p.schedule)?;
     Ok(Item::from([
         (PROVIDER_ID.to_owned(), codec::string(p.id.as_str())),
         (NAME.to_owned(), codec::string(p.name.as_str())),
@@ -176,15 +63,13 @@ fn encode(p: &Provider) -> anyhow::Result<Item> {
 
 fn decode(item: &Item) -> anyhow::Result<Provider> {
     let id = codec::get_s(item, PROVIDER_ID)?;
-    let schedule: ScheduleJson = serde_json::from_str(codec::get_s(item, SCHEDULE)?)
-        .with_context(|| format!("provider {id}: unreadable schedule"))?;
+    let schedule = schedule_json::decode(codec::get_s(item, SCHEDULE)?, id)?;
     Ok(Provider {
         id: codec::parse_provider_id(id)?,
         name: ProviderName::parse(codec::get_s(item, NAME)?)
             .with_context(|| format!("provider {id}: invalid name"))?,
         country: codec::parse_country(codec::get_s(item, COUNTRY)?)?,
-        schedule: Schedule::try_from(schedule)
-            .with_context(|| format!("provider {id}: invalid schedule"))?,
+        schedule,
         version: codec::parse_version(codec::get_n(item, VERSION)?)?,
         created_at: codec::instant(codec::get_n(item, CREATED_AT)?)?,
         updated_at: codec::instant(codec::get_n(item, UPDATED_AT)?)?,

@@ -1,18 +1,11 @@
-use std::collections::BTreeMap;
-
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::ids::{ProviderId, Version};
 use cita_core::providers::{Provider, ProviderName, ProviderStore, ProviderWriteError};
-use cita_core::slots::{
-    BufferMinutes, DayHours, HorizonDays, LocalInterval, NoticeMinutes, Schedule, SlotMinutes,
-    WEEKDAYS, WallTime, Zone,
-};
-use jiff::civil::{Date, Weekday};
-use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
 use super::{MySqlDatabase, codec, is_duplicate_key};
+use crate::schedule_json;
 
 /// Providers in a MySQL database. Each write is one statement that carries
 /// its own condition: a create is a plain `INSERT` whose duplicate key means
@@ -39,131 +32,24 @@ struct ProviderRow {
     id: String,
     name: String,
     country: String,
+    /// The whole [`Schedule`](cita_core::slots::Schedule) as the JSON of [`schedule_json`].
     schedule: String,
     version: i64,
     created_at: i64,
     updated_at: i64,
 }
 
-/// The `schedule` column: the whole [`Schedule`] as JSON. Only open weekdays
-/// are listed; weekdays and dates are keys (`"monday"`, `"2031-12-25"`),
-/// wall-clock times `"HH:MM"` (`"24:00"` as an end).
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScheduleJson {
-    zone: String,
-    slot_minutes: u32,
-    buffer_minutes: u32,
-    min_notice_minutes: u32,
-    horizon_days: u32,
-    weekly: BTreeMap<String, Vec<IntervalJson>>,
-    overrides: BTreeMap<String, Vec<IntervalJson>>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IntervalJson {
-    start: String,
-    end: String,
-}
-
-fn weekday_name(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Monday => "monday",
-        Weekday::Tuesday => "tuesday",
-        Weekday::Wednesday => "wednesday",
-        Weekday::Thursday => "thursday",
-        Weekday::Friday => "friday",
-        Weekday::Saturday => "saturday",
-        Weekday::Sunday => "sunday",
-    }
-}
-
-fn intervals_json(hours: &DayHours) -> Vec<IntervalJson> {
-    hours
-        .intervals()
-        .iter()
-        .map(|i| IntervalJson {
-            start: i.start().to_string(),
-            end: i.end().to_string(),
-        })
-        .collect()
-}
-
-fn day_hours(intervals: Vec<IntervalJson>) -> anyhow::Result<DayHours> {
-    let parsed = intervals
-        .into_iter()
-        .map(|i| {
-            let start = WallTime::parse(&i.start)?;
-            let end = WallTime::parse(&i.end)?;
-            Ok(LocalInterval::new(start, end)?)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(DayHours::new(parsed)?)
-}
-
-impl From<&Schedule> for ScheduleJson {
-    fn from(s: &Schedule) -> Self {
-        Self {
-            zone: s.zone.name().to_owned(),
-            slot_minutes: s.slot.get(),
-            buffer_minutes: s.buffer.get(),
-            min_notice_minutes: s.min_notice.get(),
-            horizon_days: s.horizon.get(),
-            weekly: s
-                .weekly
-                .iter()
-                .filter(|(_, hours)| !hours.is_closed())
-                .map(|(day, hours)| (weekday_name(day).to_owned(), intervals_json(hours)))
-                .collect(),
-            overrides: s
-                .overrides
-                .iter()
-                .map(|(date, hours)| (date.to_string(), intervals_json(hours)))
-                .collect(),
-        }
-    }
-}
-
-impl TryFrom<ScheduleJson> for Schedule {
-    type Error = anyhow::Error;
-
-    fn try_from(j: ScheduleJson) -> anyhow::Result<Self> {
-        let mut s = Schedule::new(Zone::parse(&j.zone)?);
-        s.slot = SlotMinutes::new(j.slot_minutes)?;
-        s.buffer = BufferMinutes::new(j.buffer_minutes)?;
-        s.min_notice = NoticeMinutes::new(j.min_notice_minutes)?;
-        s.horizon = HorizonDays::new(j.horizon_days)?;
-        for (name, intervals) in j.weekly {
-            let day = WEEKDAYS
-                .into_iter()
-                .find(|d| weekday_name(*d) == name)
-                .with_context(|| format!("unknown weekday {name:?}"))?;
-            s.weekly.set(day, day_hours(intervals)?);
-        }
-        for (date, intervals) in j.overrides {
-            let date: Date = date
-                .parse()
-                .with_context(|| format!("invalid override date {date:?}"))?;
-            s.overrides.insert(date, day_hours(intervals)?);
-        }
-        Ok(s)
-    }
-}
-
 impl TryFrom<ProviderRow> for Provider {
     type Error = anyhow::Error;
 
     fn try_from(r: ProviderRow) -> anyhow::Result<Self> {
-        let schedule: ScheduleJson = serde_json::from_str(&r.schedule)
-            .with_context(|| format!("provider {}: unreadable schedule", r.id))?;
+        let schedule = schedule_json::decode(&r.schedule, &r.id)?;
         Ok(Provider {
             id: codec::parse_provider_id(&r.id)?,
             name: ProviderName::parse(&r.name)
                 .with_context(|| format!("provider {}: invalid name", r.id))?,
             country: codec::parse_country(&r.country)?,
-            schedule: Schedule::try_from(schedule)
-                .with_context(|| format!("provider {}: invalid schedule", r.id))?,
+            schedule,
             version: codec::parse_version(r.version)?,
             created_at: codec::instant(r.created_at)?,
             updated_at: codec::instant(r.updated_at)?,
@@ -199,8 +85,7 @@ impl ProviderStore for MySqlProviderStore {
         provider: &Provider,
         expected: Option<Version>,
     ) -> Result<(), ProviderWriteError> {
-        let schedule = serde_json::to_string(&ScheduleJson::from(&provider.schedule))
-            .context("encoding a schedule")?;
+        let schedule = schedule_json::encode(&provider.schedule)?;
         let Some(expected) = expected else {
             let created = sqlx::query(CREATE)
                 .bind(provider.id.as_str())
