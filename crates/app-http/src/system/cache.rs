@@ -5,7 +5,7 @@
 //! files.** Every write to a cached store goes through the cache's own
 //! write methods, which invalidate what the write can change; a write by
 //! another process would never be seen. So these are wired in embedded mode
-//! only (see [`super::Embedded::open`]), never in front of a store that
+//! only (see [`super::System::open`]), never in front of a store that
 //! other processes share.
 //!
 //! # Why a racing read cannot leave a stale entry
