@@ -1,8 +1,11 @@
 """Load and measurements for scripts/bench-pipeline (run with the moto
 virtual environment's Python, which has boto3 and requests).
 
-  pipeline.py book     BASE N CONCURRENCY      books N distinct slots over HTTP
-  pipeline.py measure  BASE N                  waits for every booking to be
+  pipeline.py book     BASE SET N CONCURRENCY [RATE]
+                                               books N distinct slots over HTTP
+                                               for the providers of SET, at most
+                                               RATE bookings per second if given
+  pipeline.py measure  BASE SET N              waits for SET's N bookings to be
                                                confirmed, then prints throughput
                                                and booking -> confirmed latency
   pipeline.py ceiling  ENDPOINT M CONCURRENCY  what moto alone sustains for
@@ -25,7 +28,9 @@ import uuid
 import boto3
 import requests
 
-PROVIDERS = [f"bench-pipe-{i}" for i in range(8)]
+def providers(name):
+    """The 8 providers of a set of bookings."""
+    return [f"{name}-{i}" for i in range(8)]
 
 
 def iso(ms):
@@ -36,31 +41,38 @@ def parse_ms(s):
     return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000
 
 
-def seed(base):
+def seed(base, name):
     day = [{"start": "00:00", "end": "24:00"}]
     week = {d: day for d in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]}
-    for i, p in enumerate(PROVIDERS):
+    for i, p in enumerate(providers(name)):
         body = {"name": p, "countryIso": "PE" if i % 2 == 0 else "CL", "timezone": "UTC",
                 "slotMinutes": 5, "horizonDays": 365, "weeklyHours": week}
         r = requests.put(f"{base}/v1/providers/{p}", json=body, timeout=10)
         r.raise_for_status()
 
 
-def book(base, n, concurrency):
-    seed(base)
+def book(base, name, n, concurrency, rate=None):
+    seed(base, name)
+    names = providers(name)
     start = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
     session = threading.local()
 
+    t0 = time.time()
+
     def one(k):
+        if rate:
+            # Request k starts no earlier than k / rate seconds in.
+            delay = t0 + k / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
         s = getattr(session, "s", None) or requests.Session()
         session.s = s
-        provider = PROVIDERS[k % len(PROVIDERS)]
-        slot = start + dt.timedelta(minutes=5 * (k // len(PROVIDERS)))
-        body = {"providerId": provider, "patientId": f"pt-{k}", "start": slot.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        provider = names[k % len(names)]
+        slot = start + dt.timedelta(minutes=5 * (k // len(names)))
+        body = {"providerId": provider, "patientId": f"{name}-pt-{k}", "start": slot.strftime("%Y-%m-%dT%H:%M:%SZ")}
         r = s.post(f"{base}/v1/appointments", json=body, timeout=30)
         return r.status_code
 
-    t0 = time.time()
     with cf.ThreadPoolExecutor(concurrency) as pool:
         statuses = list(pool.map(one, range(n)))
     elapsed = time.time() - t0
@@ -70,9 +82,9 @@ def book(base, n, concurrency):
         sys.exit(1)
 
 
-def all_appointments(base):
+def all_appointments(base, name):
     out = []
-    for p in PROVIDERS:
+    for p in providers(name):
         cursor = None
         while True:
             q = {"providerId": p, "limit": 200}
@@ -86,10 +98,10 @@ def all_appointments(base):
     return out
 
 
-def measure(base, n, patience=600):
+def measure(base, name, n, patience=600):
     deadline = time.time() + patience
     while True:
-        items = all_appointments(base)
+        items = all_appointments(base, name)
         confirmed = [a for a in items if a["status"] == "confirmed"]
         if len(confirmed) >= n or time.time() > deadline:
             break
@@ -167,9 +179,10 @@ def ceiling(endpoint, m, concurrency):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "book":
-        book(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        rate = float(sys.argv[6]) if len(sys.argv) > 6 else None
+        book(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), rate)
     elif cmd == "measure":
-        measure(sys.argv[2], int(sys.argv[3]))
+        measure(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif cmd == "ceiling":
         ceiling(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:

@@ -16,7 +16,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName,
+};
 use tokio::sync::watch;
 
 use super::resolve;
@@ -279,27 +282,41 @@ impl SqsConsumer {
     }
 
     /// Handles `batch` in order while a heartbeat keeps every unsettled
-    /// message of it invisible. With `stop` raised, the message being
-    /// handled is finished and the rest released.
+    /// message of it invisible, then deletes the messages handled, in one
+    /// call. With `stop` raised, the message being handled is finished, the
+    /// ones handled are deleted and the rest released.
     async fn handle_batch(
         &self,
         handler: &dyn SqsMessageHandler,
         batch: Vec<InHand>,
         stop: Option<&watch::Receiver<bool>>,
     ) {
-        // Indexes into `batch` of the messages not settled yet.
+        // Indexes into `batch` of the messages not settled yet (a handled
+        // message stays until it is deleted, so it cannot reappear first).
         let open: Mutex<Vec<usize>> = Mutex::new((0..batch.len()).collect());
         let work = async {
+            let mut handled = Vec::with_capacity(batch.len());
             for (i, message) in batch.iter().enumerate() {
                 if stop.is_some_and(|s| *s.borrow()) {
+                    self.delete(&batch, &handled).await;
                     lock(&open).clear();
                     self.release(&batch[i..]).await;
                     return;
                 }
-                let outcome = handler.handle(&message.body).await;
-                lock(&open).retain(|&j| j != i);
-                self.settle(message, outcome).await;
+                match handler.handle(&message.body).await {
+                    Ok(()) => {
+                        metrics::counter!("cita_messages_consumed_total", "queue" => self.queue.clone())
+                            .increment(1);
+                        handled.push(i);
+                    }
+                    Err(e) => {
+                        lock(&open).retain(|&j| j != i);
+                        self.failed(message, &e).await;
+                    }
+                }
             }
+            self.delete(&batch, &handled).await;
+            lock(&open).clear();
         };
         let heartbeat = async {
             let period = self.settings.heartbeat();
@@ -325,43 +342,64 @@ impl SqsConsumer {
         }
     }
 
-    async fn settle(&self, message: &InHand, outcome: anyhow::Result<()>) {
-        match outcome {
-            Ok(()) => {
-                metrics::counter!("cita_messages_consumed_total", "queue" => self.queue.clone())
-                    .increment(1);
-                if let Err(e) = self
-                    .client
-                    .delete_message()
-                    .queue_url(&self.url)
-                    .receipt_handle(&message.receipt)
-                    .send()
-                    .await
-                {
-                    // The work is done and idempotent: the message comes back
-                    // and is handled again with the same result.
-                    tracing::warn!(queue = %self.queue, message_id = %message.id,
-                        error = %format!("{:#}", anyhow::Error::new(e)),
+    /// Deletes the messages of `batch` at `indexes` (all handled), in one
+    /// `DeleteMessageBatch` call. A message not deleted is only logged: the
+    /// work is done and idempotent, so it comes back and is handled again
+    /// with the same result.
+    async fn delete(&self, batch: &[InHand], indexes: &[usize]) {
+        let mut entries = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            match DeleteMessageBatchRequestEntry::builder()
+                .id(format!("m{i}"))
+                .receipt_handle(&batch[i].receipt)
+                .build()
+            {
+                Ok(entry) => entries.push(entry),
+                Err(e) => tracing::warn!(queue = %self.queue, error = %e, "cannot build a delete"),
+            }
+        }
+        if entries.is_empty() {
+            return;
+        }
+        match self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                for f in out.failed() {
+                    tracing::warn!(queue = %self.queue, entry = f.id(), code = f.code(),
+                        message = f.message().unwrap_or_default(),
                         "message handled but not deleted; it will be handled again");
                 }
             }
             Err(e) => {
-                metrics::counter!("cita_messages_failed_total", "queue" => self.queue.clone())
-                    .increment(1);
-                if message.receives >= self.settings.max_receives {
-                    tracing::error!(queue = %self.queue, message_id = %message.id,
-                        receives = message.receives, error = %format!("{e:#}"),
-                        "message failed on its last receive; SQS moves it to the dead-letter queue");
-                } else {
-                    tracing::warn!(queue = %self.queue, message_id = %message.id,
-                        receives = message.receives, error = %format!("{e:#}"),
-                        "message failed; it will be retried");
-                }
-                if let Some(delay) = self.settings.failure_retry_delay {
-                    self.set_visibility(&[message.receipt.as_str()], whole_seconds(delay))
-                        .await;
-                }
+                tracing::warn!(queue = %self.queue, messages = indexes.len(),
+                    error = %format!("{:#}", anyhow::Error::new(e)),
+                    "messages handled but not deleted; they will be handled again");
             }
+        }
+    }
+
+    /// Counts and logs a failed message and, if configured, makes it
+    /// visible again sooner than its visibility timeout.
+    async fn failed(&self, message: &InHand, e: &anyhow::Error) {
+        metrics::counter!("cita_messages_failed_total", "queue" => self.queue.clone()).increment(1);
+        if message.receives >= self.settings.max_receives {
+            tracing::error!(queue = %self.queue, message_id = %message.id,
+                receives = message.receives, error = %format!("{e:#}"),
+                "message failed on its last receive; SQS moves it to the dead-letter queue");
+        } else {
+            tracing::warn!(queue = %self.queue, message_id = %message.id,
+                receives = message.receives, error = %format!("{e:#}"),
+                "message failed; it will be retried");
+        }
+        if let Some(delay) = self.settings.failure_retry_delay {
+            self.set_visibility(&[message.receipt.as_str()], whole_seconds(delay))
+                .await;
         }
     }
 
