@@ -8,8 +8,10 @@ virtual environment's Python, which has boto3 and requests).
   pipeline.py measure  BASE SET N              waits for SET's N bookings to be
                                                confirmed, then prints throughput
                                                and booking -> confirmed latency
-  pipeline.py ceiling  ENDPOINT M CONCURRENCY  what moto alone sustains for
-                                               SNS publish -> SQS receive
+  pipeline.py ceiling  ENDPOINT M CONCURRENCY [HOP]
+                                               what moto alone sustains for
+                                               SNS publish -> SQS receive, or
+                                               for another HOP (see HOPS)
 
 Latency comes from the appointments themselves: `createdAt` is when the
 booking was committed, and `updatedAt` of a confirmed appointment (whose
@@ -122,20 +124,60 @@ def measure(base, name, n, patience=600):
           f"latency_p99_ms={pct(99):.0f} latency_max_ms={lat[-1]:.0f}")
 
 
-def ceiling(endpoint, m, concurrency):
+HOPS = ("sns", "sns-batch", "events", "events-batch")
+
+
+def ceiling(endpoint, m, concurrency, hop="sns"):
+    """M messages through one moto hop into an SQS queue, sent by
+    CONCURRENCY threads and received (batches of 10, deleted in one call)
+    by two: `sns` is SNS Publish -> filtered, raw subscription (the
+    ceiling); `events` is EventBridge PutEvents -> rule -> SQS target (the
+    country workers' hop); the `-batch` forms send 10 per call
+    (PublishBatch, PutEvents with 10 entries)."""
     kw = dict(endpoint_url=endpoint, region_name="us-east-1",
               aws_access_key_id="test", aws_secret_access_key="test")
-    sns, sqs = boto3.client("sns", **kw), boto3.client("sqs", **kw)
+    sqs = boto3.client("sqs", **kw)
     name = f"ceiling-{uuid.uuid4().hex[:8]}"
-    topic = sns.create_topic(Name=name)["TopicArn"]
     queue = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn,
-                  Attributes={"RawMessageDelivery": "true",
-                              "FilterPolicy": json.dumps({"countryIso": ["PE"]})})
     body = json.dumps({"type": "appointment.requested", "payload": "x" * 600})
-    attrs = {"countryIso": {"DataType": "String", "StringValue": "PE"},
-             "eventType": {"DataType": "String", "StringValue": "appointment.requested"}}
+    batch = 10 if hop.endswith("-batch") else 1
+    if hop.startswith("sns"):
+        sns = boto3.client("sns", **kw)
+        topic = sns.create_topic(Name=name)["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn,
+                      Attributes={"RawMessageDelivery": "true",
+                                  "FilterPolicy": json.dumps({"countryIso": ["PE"]})})
+        attrs = {"countryIso": {"DataType": "String", "StringValue": "PE"},
+                 "eventType": {"DataType": "String", "StringValue": "appointment.requested"}}
+
+        def send(c):
+            if batch == 1:
+                c.publish(TopicArn=topic, Message=body, MessageAttributes=attrs)
+            else:
+                c.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[
+                    {"Id": str(i), "Message": body, "MessageAttributes": attrs} for i in range(batch)])
+
+        def cleanup():
+            sns.delete_topic(TopicArn=topic)
+        service = "sns"
+    else:
+        events = boto3.client("events", **kw)
+        events.create_event_bus(Name=name)
+        events.put_rule(Name=name, EventBusName=name,
+                        EventPattern=json.dumps({"detail-type": ["appointment.confirmed"]}))
+        events.put_targets(Rule=name, EventBusName=name, Targets=[{"Id": "queue", "Arn": arn}])
+        entry = {"Source": "cita.country.pe", "DetailType": "appointment.confirmed",
+                 "Detail": body, "EventBusName": name}
+
+        def send(c):
+            c.put_events(Entries=[entry] * batch)
+
+        def cleanup():
+            events.remove_targets(Rule=name, EventBusName=name, Ids=["queue"])
+            events.delete_rule(Name=name, EventBusName=name)
+            events.delete_event_bus(Name=name)
+        service = "events"
     received = [0]
     lock = threading.Lock()
     stop = threading.Event()
@@ -153,9 +195,9 @@ def ceiling(endpoint, m, concurrency):
                         stop.set()
 
     def publish(k):
-        c = getattr(local, "c", None) or boto3.client("sns", **kw)
+        c = getattr(local, "c", None) or boto3.client(service, **kw)
         local.c = c
-        c.publish(TopicArn=topic, Message=body, MessageAttributes=attrs)
+        send(c)
 
     local = threading.local()
     consumers = [threading.Thread(target=consume) for _ in range(2)]
@@ -163,16 +205,17 @@ def ceiling(endpoint, m, concurrency):
     for t in consumers:
         t.start()
     with cf.ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(publish, range(m)))
+        list(pool.map(publish, range(m // batch)))
     published = time.time() - t0
     stop.wait(timeout=300)
     stop.set()
     for t in consumers:
         t.join()
     elapsed = time.time() - t0
-    print(f"ceiling messages={received[0]} publish_s={published:.2f} publish_to_receive_all_s={elapsed:.2f} "
-          f"sns_to_sqs_per_s={received[0] / elapsed:.1f}")
-    sns.delete_topic(TopicArn=topic)
+    label = "ceiling" if hop == "sns" else f"hop={hop}"
+    print(f"{label} messages={received[0]} publish_s={published:.2f} publish_to_receive_all_s={elapsed:.2f} "
+          f"to_sqs_per_s={received[0] / elapsed:.1f}")
+    cleanup()
     sqs.delete_queue(QueueUrl=queue)
 
 
@@ -184,6 +227,9 @@ if __name__ == "__main__":
     elif cmd == "measure":
         measure(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif cmd == "ceiling":
-        ceiling(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        hop = sys.argv[5] if len(sys.argv) > 5 else "sns"
+        if hop not in HOPS:
+            sys.exit(f"unknown hop {hop}: one of {', '.join(HOPS)}")
+        ceiling(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), hop)
     else:
         sys.exit(f"unknown command {cmd}")
