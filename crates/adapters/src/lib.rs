@@ -58,5 +58,6 @@ pub mod redis;
 ))]
 mod schedule_json;
 pub mod select;
+pub mod signal;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

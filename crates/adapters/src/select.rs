@@ -107,6 +107,35 @@ pub struct Primary {
     pub ready: Arc<dyn ReadinessCheck>,
 }
 
+impl Primary {
+    /// The primary store of one database: `appointments` is its outbox too.
+    #[cfg(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "dynamodb"
+    ))]
+    fn of<A, T>(
+        providers: Arc<dyn ProviderStore>,
+        appointments: A,
+        idempotency: Arc<dyn IdempotencyStore>,
+        db: T,
+    ) -> Self
+    where
+        A: AppointmentStore + Outbox,
+        T: Pingable,
+    {
+        let appointments = Arc::new(appointments);
+        Self {
+            providers,
+            appointments: appointments.clone(),
+            outbox: appointments,
+            idempotency,
+            ready: Ping::boxed("primary-store", db),
+        }
+    }
+}
+
 /// The table prefix of a `dynamodb://PREFIX` URL (`cita` when empty).
 ///
 /// # Errors
@@ -139,37 +168,36 @@ fn missing(feature: &str) -> anyhow::Error {
     anyhow::anyhow!("this build of Cita has no {feature} support (cargo feature `{feature}`)")
 }
 
-#[cfg(feature = "sqlite")]
-#[async_trait]
-impl Pingable for crate::sqlite::SqliteDatabase {
-    async fn ping(&self) -> anyhow::Result<()> {
-        crate::sqlite::SqliteDatabase::ping(self).await
-    }
+/// `Pingable` by the type's own inherent `ping`.
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis",
+    feature = "dynamodb"
+))]
+macro_rules! pingable {
+    ($t:ty) => {
+        #[async_trait]
+        impl Pingable for $t {
+            async fn ping(&self) -> anyhow::Result<()> {
+                <$t>::ping(self).await
+            }
+        }
+    };
 }
+
+#[cfg(feature = "sqlite")]
+pingable!(crate::sqlite::SqliteDatabase);
 
 #[cfg(feature = "postgres")]
-#[async_trait]
-impl Pingable for crate::postgres::PostgresDatabase {
-    async fn ping(&self) -> anyhow::Result<()> {
-        crate::postgres::PostgresDatabase::ping(self).await
-    }
-}
+pingable!(crate::postgres::PostgresDatabase);
 
 #[cfg(feature = "mysql")]
-#[async_trait]
-impl Pingable for crate::mysql::MySqlDatabase {
-    async fn ping(&self) -> anyhow::Result<()> {
-        crate::mysql::MySqlDatabase::ping(self).await
-    }
-}
+pingable!(crate::mysql::MySqlDatabase);
 
 #[cfg(feature = "redis")]
-#[async_trait]
-impl Pingable for crate::redis::RedisSlotLock {
-    async fn ping(&self) -> anyhow::Result<()> {
-        crate::redis::RedisSlotLock::ping(self).await
-    }
-}
+pingable!(crate::redis::RedisSlotLock);
 
 #[cfg(feature = "mysql")]
 fn mysql_url(url: &str) -> String {
@@ -204,14 +232,12 @@ pub async fn open_primary(
             };
             let aws = aws.context("a DynamoDB primary store needs the AWS configuration")?;
             let db = DynamoDatabase::new(aws, dynamodb_prefix(url)?)?;
-            let appointments = Arc::new(DynamoAppointmentStore::new(&db));
-            Ok(Primary {
-                providers: Arc::new(DynamoProviderStore::new(&db)),
-                appointments: appointments.clone(),
-                outbox: appointments,
-                idempotency: Arc::new(DynamoIdempotencyStore::new(&db)),
-                ready: Ping::boxed("primary-store", db),
-            })
+            Ok(Primary::of(
+                Arc::new(DynamoProviderStore::new(&db)),
+                DynamoAppointmentStore::new(&db),
+                Arc::new(DynamoIdempotencyStore::new(&db)),
+                db,
+            ))
         }
         #[cfg(feature = "sqlite")]
         DatabaseKind::Sqlite => {
@@ -221,64 +247,71 @@ pub async fn open_primary(
             let db = SqliteDatabase::connect(url)
                 .await
                 .context("opening the primary SQLite store")?;
-            let appointments = Arc::new(SqliteAppointmentStore::new(&db));
-            Ok(Primary {
-                providers: Arc::new(SqliteProviderStore::new(&db)),
-                appointments: appointments.clone(),
-                outbox: appointments,
-                idempotency: Arc::new(SqliteIdempotencyStore::new(&db)),
-                ready: Ping::boxed("primary-store", db),
-            })
+            Ok(Primary::of(
+                Arc::new(SqliteProviderStore::new(&db)),
+                SqliteAppointmentStore::new(&db),
+                Arc::new(SqliteIdempotencyStore::new(&db)),
+                db,
+            ))
         }
         #[cfg(feature = "postgres")]
         DatabaseKind::Postgres => {
             use crate::postgres::{
-                PoolSettings, PostgresAppointmentStore, PostgresDatabase, PostgresIdempotencyStore,
-                PostgresProviderStore,
+                PostgresAppointmentStore, PostgresIdempotencyStore, PostgresProviderStore,
             };
-            let settings = PoolSettings {
-                max_connections: pool.max_connections,
-                acquire_timeout: pool.acquire_timeout,
-                ..PoolSettings::default()
-            };
-            let db = PostgresDatabase::connect(url, settings)
+            let db = connect_postgres(url, pool)
                 .await
                 .context("opening the primary PostgreSQL store")?;
-            let appointments = Arc::new(PostgresAppointmentStore::new(&db));
-            Ok(Primary {
-                providers: Arc::new(PostgresProviderStore::new(&db)),
-                appointments: appointments.clone(),
-                outbox: appointments,
-                idempotency: Arc::new(PostgresIdempotencyStore::new(&db)),
-                ready: Ping::boxed("primary-store", db),
-            })
+            Ok(Primary::of(
+                Arc::new(PostgresProviderStore::new(&db)),
+                PostgresAppointmentStore::new(&db),
+                Arc::new(PostgresIdempotencyStore::new(&db)),
+                db,
+            ))
         }
         #[cfg(feature = "mysql")]
         DatabaseKind::MySql => {
-            use crate::mysql::{
-                MySqlAppointmentStore, MySqlDatabase, MySqlIdempotencyStore, MySqlPoolSettings,
-                MySqlProviderStore,
-            };
-            let settings = MySqlPoolSettings {
-                max_connections: pool.max_connections,
-                acquire_timeout: pool.acquire_timeout,
-                ..MySqlPoolSettings::default()
-            };
-            let db = MySqlDatabase::connect(&mysql_url(url), &settings)
+            use crate::mysql::{MySqlAppointmentStore, MySqlIdempotencyStore, MySqlProviderStore};
+            let db = connect_mysql(url, pool)
                 .await
                 .context("opening the primary MySQL store")?;
-            let appointments = Arc::new(MySqlAppointmentStore::new(&db));
-            Ok(Primary {
-                providers: Arc::new(MySqlProviderStore::new(&db)),
-                appointments: appointments.clone(),
-                outbox: appointments,
-                idempotency: Arc::new(MySqlIdempotencyStore::new(&db)),
-                ready: Ping::boxed("primary-store", db),
-            })
+            Ok(Primary::of(
+                Arc::new(MySqlProviderStore::new(&db)),
+                MySqlAppointmentStore::new(&db),
+                Arc::new(MySqlIdempotencyStore::new(&db)),
+                db,
+            ))
         }
         #[allow(unreachable_patterns)]
         other => Err(missing(feature_of(other))),
     }
+}
+
+/// A PostgreSQL pool with `pool`'s size and acquire timeout.
+#[cfg(feature = "postgres")]
+async fn connect_postgres(
+    url: &str,
+    pool: PoolConfig,
+) -> anyhow::Result<crate::postgres::PostgresDatabase> {
+    use crate::postgres::{PoolSettings, PostgresDatabase};
+    let settings = PoolSettings {
+        max_connections: pool.max_connections,
+        acquire_timeout: pool.acquire_timeout,
+        ..PoolSettings::default()
+    };
+    PostgresDatabase::connect(url, settings).await
+}
+
+/// A MySQL/MariaDB pool with `pool`'s size and acquire timeout.
+#[cfg(feature = "mysql")]
+async fn connect_mysql(url: &str, pool: PoolConfig) -> anyhow::Result<crate::mysql::MySqlDatabase> {
+    use crate::mysql::{MySqlDatabase, MySqlPoolSettings};
+    let settings = MySqlPoolSettings {
+        max_connections: pool.max_connections,
+        acquire_timeout: pool.acquire_timeout,
+        ..MySqlPoolSettings::default()
+    };
+    MySqlDatabase::connect(&mysql_url(url), &settings).await
 }
 
 fn feature_of(kind: DatabaseKind) -> &'static str {
@@ -300,12 +333,7 @@ pub type AwsConfig = aws_config::SdkConfig;
 pub type AwsConfig = ();
 
 #[cfg(feature = "dynamodb")]
-#[async_trait]
-impl Pingable for crate::dynamodb::DynamoDatabase {
-    async fn ping(&self) -> anyhow::Result<()> {
-        crate::dynamodb::DynamoDatabase::ping(self).await
-    }
-}
+pingable!(crate::dynamodb::DynamoDatabase);
 
 /// Opens a country's own store at `url`, migrating its schema; `name` is
 /// its readiness check's name (`country-store-pe`).
@@ -340,13 +368,8 @@ pub async fn open_country(
         }
         #[cfg(feature = "postgres")]
         DatabaseKind::Postgres => {
-            use crate::postgres::{PoolSettings, PostgresCountryStore, PostgresDatabase};
-            let settings = PoolSettings {
-                max_connections: pool.max_connections,
-                acquire_timeout: pool.acquire_timeout,
-                ..PoolSettings::default()
-            };
-            let db = PostgresDatabase::connect(url, settings)
+            use crate::postgres::PostgresCountryStore;
+            let db = connect_postgres(url, pool)
                 .await
                 .with_context(|| format!("opening {name} (PostgreSQL)"))?;
             Ok((
@@ -356,13 +379,8 @@ pub async fn open_country(
         }
         #[cfg(feature = "mysql")]
         DatabaseKind::MySql => {
-            use crate::mysql::{MySqlCountryStore, MySqlDatabase, MySqlPoolSettings};
-            let settings = MySqlPoolSettings {
-                max_connections: pool.max_connections,
-                acquire_timeout: pool.acquire_timeout,
-                ..MySqlPoolSettings::default()
-            };
-            let db = MySqlDatabase::connect(&mysql_url(url), &settings)
+            use crate::mysql::MySqlCountryStore;
+            let db = connect_mysql(url, pool)
                 .await
                 .with_context(|| format!("opening {name} (MySQL)"))?;
             Ok((Arc::new(MySqlCountryStore::new(&db)), Ping::boxed(name, db)))
