@@ -10,6 +10,7 @@
 //!   runs country processing and confirmation before an event counts as published.
 //! - `redis` (feature `redis`): `RedisSlotLock`, the slot lock on Redis.
 //! - [`readiness`]: named readiness checks for the binaries' `/ready`.
+//! - [`signal`]: the process signals the binaries stop on.
 //! - [`select`]: opening the stores and the lock a URL names
 //!   (`sqlite:`, `postgres://`, `mysql://`, `redis://`).
 //! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
@@ -59,5 +60,11 @@ pub mod redis;
 mod schedule_json;
 pub mod select;
 pub mod signal;
+
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+/// The binaries' log filter when `CITA_LOG` is not set: `info`, without
+/// PostgreSQL's notices (sqlx logs them at `info`; migrations raise them on
+/// every start, e.g. "relation … already exists, skipping").
+pub const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn";

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cita_adapters::DEFAULT_LOG;
 use cita_adapters::select::{DatabaseKind, PoolConfig};
 use cita_adapters::sqlite::Synchronous;
 use cita_core::routing::{CountryCode, CountryRouter};
@@ -113,7 +114,8 @@ pub struct Config {
     pub countries: Vec<CountryCode>,
     /// Log format (`CITA_LOG_FORMAT`: `json` or `pretty`, default `pretty`).
     pub log_format: LogFormat,
-    /// Log filter (`CITA_LOG`, tracing-subscriber syntax, default `info`).
+    /// Log filter (`CITA_LOG`, tracing-subscriber syntax, default
+    /// [`DEFAULT_LOG`]).
     pub log: String,
     /// Sustained requests per second per client IP; 0 disables limiting
     /// (`CITA_RATE_LIMIT_PER_SECOND`, default 1000).
@@ -166,7 +168,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             countries: vec![CountryCode::PE, CountryCode::CL],
             log_format: LogFormat::Pretty,
-            log: "info".into(),
+            log: DEFAULT_LOG.into(),
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             shutdown_grace_seconds: 10,

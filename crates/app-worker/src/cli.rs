@@ -119,7 +119,7 @@ pub struct Options {
     #[arg(long, env = "CITA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
     /// Log filter (tracing-subscriber syntax).
-    #[arg(long, env = "CITA_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "CITA_LOG", default_value = cita_adapters::DEFAULT_LOG, global = true)]
     pub log: String,
 }
 
