@@ -12,4 +12,5 @@
 //!   fail in CI, when missing) and scratch PostgreSQL / MySQL databases.
 
 pub mod contracts;
+pub mod races;
 pub mod servers;

@@ -28,7 +28,6 @@
 #![cfg(feature = "dynamodb")]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use cita_adapters::dynamodb::aws_config::{self, BehaviorVersion, SdkConfig};
@@ -54,6 +53,7 @@ use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
 use cita_core::routing::CountryCode;
 use cita_core::slots::BufferMinutes;
 use cita_tests::contracts;
+use cita_tests::races::{below, pick, race, tally};
 use cita_tests::servers::server_url;
 use jiff::{SignedDuration, Timestamp};
 
@@ -445,61 +445,8 @@ async fn ensure_tables_is_idempotent_and_ping_needs_the_tables() {
     );
 }
 
-/// A random number below `n` (uuid's random bits; no RNG crate needed).
-fn below(n: u64) -> u64 {
-    u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(n)).expect("fits")
-}
-
-fn pick<T: Clone>(items: &[T]) -> T {
-    let i = usize::try_from(below(items.len() as u64)).expect("fits");
-    items[i].clone()
-}
-
 /// Concurrent writers per race.
 const RACERS: usize = 64;
-
-/// Runs `write` for every item at once (each in its own task, released by
-/// one barrier) and returns the results in order.
-async fn race<T, F, Fut>(items: Vec<T>, write: F) -> Vec<Result<(), AppointmentWriteError>>
-where
-    T: Send + 'static,
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), AppointmentWriteError>> + Send,
-{
-    let barrier = Arc::new(tokio::sync::Barrier::new(items.len()));
-    let write = Arc::new(write);
-    let tasks: Vec<_> = items
-        .into_iter()
-        .map(|item| {
-            let (barrier, write) = (Arc::clone(&barrier), Arc::clone(&write));
-            tokio::spawn(async move {
-                barrier.wait().await;
-                write(item).await
-            })
-        })
-        .collect();
-    let mut results = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        results.push(t.await.expect("racing task does not panic"));
-    }
-    results
-}
-
-/// Tallies results by kind; an unexpected failure fails the test.
-fn tally(results: &[Result<(), AppointmentWriteError>]) -> BTreeMap<&'static str, usize> {
-    let mut counts = BTreeMap::new();
-    for r in results {
-        let kind = match r {
-            Ok(()) => "ok",
-            Err(AppointmentWriteError::SlotTaken) => "slot_taken",
-            Err(AppointmentWriteError::PatientBusy) => "patient_busy",
-            Err(AppointmentWriteError::VersionConflict) => "version_conflict",
-            Err(AppointmentWriteError::Unexpected(e)) => panic!("a racing write failed: {e:#}"),
-        };
-        *counts.entry(kind).or_insert(0) += 1;
-    }
-    counts
-}
 
 fn pending(
     provider: &ProviderId,

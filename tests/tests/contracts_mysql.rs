@@ -21,13 +21,14 @@ use cita_adapters::mysql::{
     MySqlAppointmentStore, MySqlCountryStore, MySqlDatabase, MySqlIdempotencyStore,
     MySqlPoolSettings, MySqlProviderStore,
 };
-use cita_core::booking::{Appointment, AppointmentStatus, AppointmentStore, AppointmentWriteError};
+use cita_core::booking::{Appointment, AppointmentStatus, AppointmentStore};
 use cita_core::events::{EventEnvelope, EventType};
 use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
 use cita_core::providers::{Provider, ProviderName, ProviderStore as _};
 use cita_core::routing::CountryCode;
 use cita_core::slots::{BufferMinutes, Schedule, Zone};
 use cita_tests::contracts;
+use cita_tests::races::{below, pick, race, tally};
 use cita_tests::servers::server_url;
 use jiff::{SignedDuration, Timestamp};
 
@@ -231,45 +232,8 @@ async fn a_versioned_put_of_identical_content_is_not_a_conflict() {
     .await;
 }
 
-/// A random number below `n` (uuid's random bits; no RNG crate needed).
-fn below(n: u64) -> u64 {
-    u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(n)).expect("fits")
-}
-
-fn pick<T: Clone>(items: &[T]) -> T {
-    let i = usize::try_from(below(items.len() as u64)).expect("fits");
-    items[i].clone()
-}
-
 /// How many writers race in each round of [`no_two_active_appointments_overlap_after_racing_writes`].
 const RACERS: usize = 64;
-
-/// Runs `write` for every item at once (each in its own task, released by
-/// one barrier) and returns the results in order.
-async fn race<T, F, Fut>(items: Vec<T>, write: F) -> Vec<Result<(), AppointmentWriteError>>
-where
-    T: Send + 'static,
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), AppointmentWriteError>> + Send,
-{
-    let barrier = Arc::new(tokio::sync::Barrier::new(items.len()));
-    let write = Arc::new(write);
-    let tasks: Vec<_> = items
-        .into_iter()
-        .map(|item| {
-            let (barrier, write) = (Arc::clone(&barrier), Arc::clone(&write));
-            tokio::spawn(async move {
-                barrier.wait().await;
-                write(item).await
-            })
-        })
-        .collect();
-    let mut results = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        results.push(t.await.expect("racing task does not panic"));
-    }
-    results
-}
 
 /// Every pair of active rows that overlap for their provider (holds:
 /// `[start, end + buffer)`, computed here from the primary columns, not
@@ -294,22 +258,6 @@ async fn active_count(db: &MySqlDatabase) -> i64 {
         .fetch_one(db.pool())
         .await
         .expect("the count runs")
-}
-
-/// Tallies results by kind, for messages.
-fn tally(results: &[Result<(), AppointmentWriteError>]) -> BTreeMap<&'static str, usize> {
-    let mut counts = BTreeMap::new();
-    for r in results {
-        let kind = match r {
-            Ok(()) => "ok",
-            Err(AppointmentWriteError::SlotTaken) => "slot_taken",
-            Err(AppointmentWriteError::PatientBusy) => "patient_busy",
-            Err(AppointmentWriteError::VersionConflict) => "version_conflict",
-            Err(AppointmentWriteError::Unexpected(e)) => panic!("a racing write failed: {e:#}"),
-        };
-        *counts.entry(kind).or_insert(0) += 1;
-    }
-    counts
 }
 
 /// Lock rows per owner must hold for ranges of any lengths, not only equal
