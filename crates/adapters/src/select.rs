@@ -324,11 +324,11 @@ fn feature_of(kind: DatabaseKind) -> &'static str {
 }
 
 /// The AWS SDK's configuration (region, credentials, endpoint), or a
-/// placeholder type in builds without any AWS adapter.
+/// unit type `()` in builds without any AWS adapter.
 #[cfg(any(feature = "dynamodb", feature = "aws"))]
 pub type AwsConfig = aws_config::SdkConfig;
 /// The AWS SDK's configuration (region, credentials, endpoint), or a
-/// placeholder type in builds without any AWS adapter.
+/// unit type `()` in builds without any AWS adapter.
 #[cfg(not(any(feature = "dynamodb", feature = "aws")))]
 pub type AwsConfig = ();
 

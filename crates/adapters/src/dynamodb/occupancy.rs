@@ -255,7 +255,7 @@ impl DayWrite {
         ])
     }
 
-    /// The condition of the write and its placeholders: the item is still
+    /// The condition of the write with its expression names and values: the item is still
     /// absent, or still at the version read.
     pub(super) fn condition(&self) -> (&'static str, Vec<(String, String)>, Item) {
         match self.expected {
