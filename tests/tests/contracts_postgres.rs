@@ -186,7 +186,22 @@ async fn connect_pings_and_migrating_again_changes_nothing() {
         .fetch_one(s.db.pool())
         .await
         .expect("the migrations table");
-    assert_eq!(migrations, 4, "each migration applied once");
+    let files = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/adapters/migrations/postgres"
+    ))
+    .expect("the migrations folder")
+    .filter(|f| {
+        f.as_ref()
+            .is_ok_and(|f| f.path().extension().is_some_and(|e| e == "sql"))
+    })
+    .count();
+    assert!(files >= 5, "the migrations folder holds the migrations");
+    assert_eq!(
+        migrations,
+        i64::try_from(files).expect("a few files"),
+        "each migration applied once"
+    );
     let timed = PostgresDatabase::connect_with(
         s.options.clone(),
         PoolSettings {
@@ -380,5 +395,87 @@ async fn concurrent_mixed_inserts_never_leave_an_overlap() {
     assert!(
         stored >= ROUNDS as i64,
         "seed {seed:#x}: every round stored some"
+    );
+}
+
+/// Concurrent inserts share batches; a row the database refuses for a
+/// reason of its own (here a duplicate id, a primary-key violation) rolls
+/// its batch back, and then every row of it is written on its own: the
+/// others are written, that one fails alone and writes nothing.
+#[tokio::test]
+async fn a_failing_row_does_not_take_its_batch_down() {
+    let Some(s) = Scratch::new("a_failing_row_does_not_take_its_batch_down").await else {
+        return;
+    };
+    let store = Arc::new(PostgresAppointmentStore::new(&s.db));
+    let day: Timestamp = "2031-05-05T09:00:00Z".parse().expect("instant");
+    let fresh = |i: i64| {
+        let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
+        Appointment {
+            id: AppointmentId::new(),
+            provider_id: ProviderId::parse(&format!("batch-p{i}")).expect("id"),
+            patient_id: PatientId::parse(&format!("batch-x{i}")).expect("id"),
+            country: CountryCode::PE,
+            start: day + SignedDuration::from_mins(30 * i),
+            end: day + SignedDuration::from_mins(30 * i + 30),
+            buffer: BufferMinutes::new(0).expect("buffer"),
+            status: AppointmentStatus::Pending,
+            version: Version::FIRST,
+            notes: None,
+            cancel_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    };
+    let first = fresh(0);
+    let ev = EventEnvelope::for_appointment(EventType::Requested, &first, first.updated_at);
+    store.insert(&first, &ev).await.expect("the first insert");
+    let mut rows: Vec<Appointment> = (1..16).map(fresh).collect();
+    // Another provider, patient and time, but the first one's id.
+    let mut duplicate = fresh(20);
+    duplicate.id = first.id;
+    rows.insert(7, duplicate.clone());
+    let tasks: Vec<_> = rows
+        .iter()
+        .cloned()
+        .map(|a| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let ev = EventEnvelope::for_appointment(EventType::Requested, &a, a.updated_at);
+                (store.insert(&a, &ev).await, ev.event_id)
+            })
+        })
+        .collect();
+    let mut written = 0;
+    let mut failed_events = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            (Ok(()), _) => written += 1,
+            (Err(AppointmentWriteError::Unexpected(_)), event) => failed_events.push(event),
+            (Err(e), _) => panic!("unexpected refusal: {e}"),
+        }
+    }
+    assert_eq!(written, 15, "every row but the duplicate is written");
+    assert_eq!(failed_events.len(), 1, "the duplicate alone fails");
+    assert_eq!(
+        store.get(first.id).await.expect("get"),
+        Some(first.clone()),
+        "the first appointment is unchanged"
+    );
+    let pending: Vec<_> = store
+        .unpublished(1000)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|e| e.event.event_id)
+        .collect();
+    assert_eq!(
+        pending.len(),
+        16,
+        "the first insert's event and the 15 others'"
+    );
+    assert!(
+        !pending.contains(&failed_events[0]),
+        "the duplicate's event is not in the outbox"
     );
 }

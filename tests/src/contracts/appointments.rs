@@ -42,6 +42,10 @@ const RACERS: usize = 64;
 /// - **patient overlaps** use `[start, end)` (no buffers) → `PatientBusy`,
 ///   adjacent allowed, including across the maximum length.
 /// - the provider is checked first: a write clashing on both → `SlotTaken`.
+/// - **the current buffer**: a store whose `insert_checks_current_buffer`
+///   is true refuses an insert whose own buffer, put after an existing
+///   appointment's end, reaches its start; any other store accepts it (its
+///   hold meets no other hold); one buffer later is free.
 /// - **cancelled** appointments block nothing, and updating a cancelled one
 ///   is not checked for overlaps.
 /// - **rescheduling**: moving within or overlapping its own old time is
@@ -76,6 +80,7 @@ pub async fn appointment_store_contract(store: Arc<dyn AppointmentStore>, outbox
     provider_overlap_looks_back_the_longest_hold(s, o).await;
     patient_overlaps(s, o).await;
     provider_is_checked_first(s, o).await;
+    current_buffer(s, o).await;
     cancelled_appointments_block_nothing(s, o).await;
     rescheduling(s, o).await;
     version_checks(s, o).await;
@@ -578,6 +583,46 @@ async fn provider_is_checked_first(store: &dyn AppointmentStore, outbox: &dyn Ou
         &partial,
         "slot_taken",
         "provider first: same provider and patient, overlapping",
+    )
+    .await;
+}
+
+async fn current_buffer(store: &dyn AppointmentStore, outbox: &dyn Outbox) {
+    let (p, x) = (provider_id(), patient_id());
+    // Booked when the provider had no buffer: 10:00–10:30, held until 10:30.
+    let a = appointment(&p, &x, at(600), 30, 0);
+    insert_ok(store, &a, "current buffer: insert without a buffer").await;
+    let checks = store.insert_checks_current_buffer();
+    // The provider's buffer is 15 minutes now: 10:30 is within 15 minutes of
+    // the earlier appointment's end, 10:45 is not.
+    let right_after = appointment(&p, &patient_id(), at(630), 30, 15);
+    expect_insert(
+        store,
+        outbox,
+        &right_after,
+        if checks { "slot_taken" } else { "ok" },
+        "current buffer: the new buffer after the earlier end",
+    )
+    .await;
+    if checks {
+        let one_buffer_later = appointment(&p, &patient_id(), at(645), 30, 15);
+        expect_insert(
+            store,
+            outbox,
+            &one_buffer_later,
+            "ok",
+            "current buffer: one buffer after the earlier end",
+        )
+        .await;
+    }
+    // Before it, the new buffer runs into the earlier start either way.
+    let before = appointment(&p, &patient_id(), at(570), 30, 15);
+    expect_insert(
+        store,
+        outbox,
+        &before,
+        "slot_taken",
+        "current buffer: the new buffer into the earlier start",
     )
     .await;
 }

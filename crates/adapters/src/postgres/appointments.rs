@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::booking::{
@@ -12,6 +14,7 @@ use sqlx::query::Query;
 use sqlx::{PgPool, Postgres};
 
 use super::codec::{self, Failure, Instant, Uuid};
+use super::group_commit::{self, Batched, InsertQueue};
 use super::{PostgresDatabase, WRITE_ATTEMPTS};
 
 /// Appointments and their outbox in PostgreSQL.
@@ -29,9 +32,17 @@ use super::{PostgresDatabase, WRITE_ATTEMPTS};
 /// row are written by one statement (data-modifying CTEs: the locks, the
 /// row, its event), so one round trip and one implicit transaction: any
 /// error rolls all of it back.
+///
+/// # Group commit
+///
+/// Concurrent inserts of active appointments share one call, one
+/// transaction and one commit (see the private `group_commit` module and
+/// migration `0005_insert_batch.sql`); each caller still gets its own
+/// answer. Clones of a store share its queue.
 #[derive(Debug, Clone)]
 pub struct PostgresAppointmentStore {
     pool: PgPool,
+    inserts: Arc<InsertQueue>,
 }
 
 impl PostgresAppointmentStore {
@@ -39,6 +50,7 @@ impl PostgresAppointmentStore {
     pub fn new(db: &PostgresDatabase) -> Self {
         Self {
             pool: db.pool().clone(),
+            inserts: Arc::default(),
         }
     }
 }
@@ -111,27 +123,27 @@ impl TryFrom<AppointmentRow> for Appointment {
 
 /// An appointment encoded for its row, in the parameter order of
 /// [`INSERT`] and [`UPDATE`] (`$1` … `$14`).
-struct Columns<'a> {
-    id: Uuid,
-    provider_id: &'a str,
-    patient_id: &'a str,
-    country: &'a str,
-    start_at: Instant,
-    end_at: Instant,
-    buffer_minutes: i32,
-    hold_until: Instant,
-    status: &'static str,
-    version: i64,
-    notes: Option<&'a str>,
-    cancel_reason: Option<&'a str>,
-    created_at: Instant,
-    updated_at: Instant,
+pub(super) struct Columns<'a> {
+    pub(super) id: Uuid,
+    pub(super) provider_id: &'a str,
+    pub(super) patient_id: &'a str,
+    pub(super) country: &'a str,
+    pub(super) start_at: Instant,
+    pub(super) end_at: Instant,
+    pub(super) buffer_minutes: i32,
+    pub(super) hold_until: Instant,
+    pub(super) status: &'static str,
+    pub(super) version: i64,
+    pub(super) notes: Option<&'a str>,
+    pub(super) cancel_reason: Option<&'a str>,
+    pub(super) created_at: Instant,
+    pub(super) updated_at: Instant,
     /// Whether the row holds time (and so takes the advisory locks).
-    active: bool,
+    pub(super) active: bool,
 }
 
 impl<'a> Columns<'a> {
-    fn of(a: &'a Appointment) -> anyhow::Result<Self> {
+    pub(super) fn of(a: &'a Appointment) -> anyhow::Result<Self> {
         let (_, hold_end) = a.provider_hold();
         Ok(Self {
             id: codec::appointment_id(a.id),
@@ -172,10 +184,11 @@ impl<'a> Columns<'a> {
 }
 
 /// An event encoded for its outbox row.
-struct EventRow {
-    event_id: Uuid,
-    appointment_id: Uuid,
-    envelope: String,
+#[derive(Clone)]
+pub(super) struct EventRow {
+    pub(super) event_id: Uuid,
+    pub(super) appointment_id: Uuid,
+    pub(super) envelope: String,
 }
 
 impl EventRow {
@@ -261,7 +274,7 @@ const UPDATE_INACTIVE: &str = concat!("WITH ", update_row!(""), event_and_count!
 /// Another active appointment of the provider `$1` whose hold meets
 /// `[$2, $3)`, other than `$4`; answered by the provider's exclusion index.
 const PROVIDER_CLASH: &str = "SELECT 1 FROM appointments \
-    WHERE provider_id = $1 AND status <> 'cancelled' \
+    WHERE provider_id = $1 AND holds_time \
       AND tstzrange(start_at, hold_until, '[)') && tstzrange($2, $3, '[)') AND id <> $4 \
     LIMIT 1";
 
@@ -302,7 +315,7 @@ const ACTIVE_IN_RANGE: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM appointments \
-    WHERE provider_id = $1 AND status <> 'cancelled' \
+    WHERE provider_id = $1 AND holds_time \
       AND start_at > $2 AND start_at < $4 AND end_at > $3 \
     ORDER BY start_at, id"
 );
@@ -400,6 +413,12 @@ impl PostgresAppointmentStore {
 
 #[async_trait]
 impl AppointmentStore for PostgresAppointmentStore {
+    /// The batch function applies the provider's current buffer (migration
+    /// `0005_insert_batch.sql`).
+    fn insert_checks_current_buffer(&self) -> bool {
+        true
+    }
+
     async fn insert(
         &self,
         appointment: &Appointment,
@@ -407,21 +426,60 @@ impl AppointmentStore for PostgresAppointmentStore {
     ) -> Result<(), AppointmentWriteError> {
         let columns = Columns::of(appointment)?;
         let event = EventRow::of(event)?;
-        let written = self
-            .with_retries(appointment, || {
-                self.try_write(
-                    INSERT,
-                    &columns,
-                    Some(&event),
-                    None,
-                    "inserting an appointment",
-                )
-            })
-            .await?;
-        if written == 1 {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("the insert wrote {written} rows").into())
+        if event.appointment_id != columns.id {
+            return Err(anyhow::anyhow!(
+                "inserting appointment {}: its event names appointment {}",
+                appointment.id,
+                event.appointment_id.0
+            )
+            .into());
+        }
+        if !columns.active {
+            // A cancelled row holds no time: nothing to check or to batch.
+            let written = self
+                .with_retries(appointment, || {
+                    self.try_write(
+                        INSERT,
+                        &columns,
+                        Some(&event),
+                        None,
+                        "inserting an appointment",
+                    )
+                })
+                .await?;
+            return if written == 1 {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("the insert wrote {written} rows").into())
+            };
+        }
+        let mut batched = self
+            .inserts
+            .insert(&self.pool, appointment.clone(), event.clone())
+            .await;
+        if matches!(batched, Batched::Undecided) {
+            // Its batch was rolled back: write it on its own.
+            batched = self
+                .with_retries(appointment, || async {
+                    group_commit::insert_alone(&self.pool, appointment, &event)
+                        .await
+                        .map_err(|e| codec::classify(e, "inserting an appointment"))
+                })
+                .await?;
+        }
+        match batched {
+            Batched::Written => Ok(()),
+            Batched::SlotTaken => Err(AppointmentWriteError::SlotTaken),
+            Batched::PatientBusy => Err(AppointmentWriteError::PatientBusy),
+            Batched::InDoubt(why) => Err(anyhow::anyhow!(
+                "inserting an appointment: the connection failed while its batch was in \
+                 flight, so whether it was written is unknown: {why}"
+            )
+            .into()),
+            Batched::Undecided => Err(anyhow::anyhow!(
+                "inserting an appointment: no outcome from the database"
+            )
+            .into()),
         }
     }
 

@@ -21,15 +21,16 @@ use sqlx::postgres::{
     PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueFormat, PgValueRef, Postgres,
 };
 
-// The SQL of the migrations (the partial exclusion constraints and index
-// need the literal) and of the queries spells out `'cancelled'`; the test
-// below keeps the two in step.
+// The SQL of the migrations (`holds_time`, which the partial exclusion
+// constraints and index use, is `status <> 'cancelled'`) spells out
+// `'cancelled'`; the test below keeps the two in step.
 pub(super) use crate::codec_common::{
     parse_country, parse_patient_id, parse_provider_id, parse_status, parse_version, status,
 };
 
 /// PostgreSQL's built-in type OIDs (`pg_type.dat`; fixed across versions).
 const TIMESTAMPTZ_OID: Oid = Oid(1184);
+const TIMESTAMPTZ_ARRAY_OID: Oid = Oid(1185);
 const UUID_OID: Oid = Oid(2950);
 const UUID_ARRAY_OID: Oid = Oid(2951);
 
@@ -73,6 +74,12 @@ impl Instant {
 impl sqlx::Type<Postgres> for Instant {
     fn type_info() -> PgTypeInfo {
         PgTypeInfo::with_oid(TIMESTAMPTZ_OID)
+    }
+}
+
+impl PgHasArrayType for Instant {
+    fn array_type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(TIMESTAMPTZ_ARRAY_OID)
     }
 }
 
@@ -235,14 +242,23 @@ mod tests {
 
     #[test]
     fn the_constraint_names_are_the_migrations() {
-        let sql = include_str!("../../migrations/postgres/0002_appointments.sql");
-        for name in [PROVIDER_OVERLAP, PATIENT_OVERLAP] {
-            assert!(sql.contains(&format!("CONSTRAINT {name}")), "{name}");
+        // Created in 0002, dropped and created again in 0005.
+        for sql in [
+            include_str!("../../migrations/postgres/0002_appointments.sql"),
+            include_str!("../../migrations/postgres/0005_holds_time.sql"),
+        ] {
+            for name in [PROVIDER_OVERLAP, PATIENT_OVERLAP] {
+                assert!(
+                    sql.contains(&format!("CONSTRAINT {name} EXCLUDE")),
+                    "{name}"
+                );
+            }
+            assert!(
+                sql.find(&format!("CONSTRAINT {PROVIDER_OVERLAP} EXCLUDE"))
+                    < sql.find(&format!("CONSTRAINT {PATIENT_OVERLAP} EXCLUDE")),
+                "the provider's constraint is created (and so checked) first"
+            );
         }
-        assert!(
-            sql.find(PROVIDER_OVERLAP) < sql.find(PATIENT_OVERLAP),
-            "the provider's constraint is created (and so checked) first"
-        );
     }
 
     #[test]

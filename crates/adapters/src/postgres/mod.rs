@@ -8,7 +8,8 @@
 //! # Design, and why it is correct
 //!
 //! - **The database refuses overlaps itself.** Two exclusion constraints
-//!   (`migrations/postgres/0002_appointments.sql`) forbid two active rows of
+//!   (`migrations/postgres/0002_appointments.sql`, predicates changed by
+//!   `0005_holds_time.sql`) forbid two active rows of
 //!   one provider whose `[start_at, hold_until)` ranges meet (`hold_until` =
 //!   end + buffer) and two active rows of one patient whose
 //!   `[start_at, end_at)` ranges meet. PostgreSQL enforces them on every
@@ -17,8 +18,20 @@
 //!   no interleaving of writers — in this process or any other — can commit
 //!   an overlap. The adapter maps SQLSTATE 23P01 to `SlotTaken` or
 //!   `PatientBusy` by constraint name. Half-open ranges let adjacent holds
-//!   pass; `WHERE status <> 'cancelled'` makes a cancelled row hold nothing;
-//!   an update is never compared with its own old row version.
+//!   pass; `WHERE holds_time` (a stored column, `status <> 'cancelled'`)
+//!   makes a cancelled row hold nothing; an update is never compared with
+//!   its own old row version, and one that changes neither times, owners
+//!   nor `holds_time` (a confirmation) is written in place, without new
+//!   index entries, so it needs no check.
+//! - **Concurrent bookings share a transaction** (group commit): inserts of
+//!   active appointments queue, and one call of `cita_insert_appointments`
+//!   (`0006_insert_batch.sql`) writes a whole batch, each row in a
+//!   subtransaction of its own so that a refused row undoes only itself,
+//!   and answers for each row. Its comment says why its answers are exact;
+//!   the private `group_commit` module how batches are formed and what a
+//!   failed call means for its rows. The call also applies the provider's
+//!   current buffer after existing appointments (the rule availability
+//!   shows), so the booking service skips its own read before inserting.
 //! - **Provider before patient.** PostgreSQL checks a row's indexes in OID
 //!   order and the provider's constraint is created first, so a row that
 //!   clashes on both is reported as `SlotTaken`. OID order is an
@@ -75,6 +88,7 @@
 mod appointments;
 mod codec;
 mod country;
+mod group_commit;
 mod idempotency;
 mod providers;
 

@@ -95,6 +95,19 @@ impl AppointmentQuery {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait AppointmentStore: Send + Sync + 'static {
+    /// Whether [`insert`](Self::insert) also refuses, as `SlotTaken`, an
+    /// active appointment that an existing one of its provider blocks once
+    /// the *new* appointment's buffer (the provider's current one) is put
+    /// after the existing one's end too: `existing.start < new.end + b` and
+    /// `new.start < existing.end + b`, the rule availability shows when a
+    /// provider's buffer has grown since earlier bookings. When a store
+    /// does, the service books without reading the provider's appointments
+    /// first; otherwise it checks that rule itself before inserting. The
+    /// default is `false`.
+    fn insert_checks_current_buffer(&self) -> bool {
+        false
+    }
+
     /// Inserts a new appointment and its event.
     ///
     /// # Errors
