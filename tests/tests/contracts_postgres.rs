@@ -26,7 +26,8 @@ use cita_core::booking::{Appointment, AppointmentStatus, AppointmentStore, Appoi
 use cita_core::events::{EventEnvelope, EventType, Outbox};
 use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
 use cita_core::routing::CountryCode;
-use cita_core::slots::BufferMinutes;
+use cita_core::providers::{Provider, ProviderName, ProviderStore};
+use cita_core::slots::{BufferMinutes, Schedule, Zone};
 use cita_tests::contracts;
 use cita_tests::servers::server_url;
 use jiff::{SignedDuration, Timestamp};
@@ -133,6 +134,7 @@ async fn provider_store() {
         return;
     };
     contracts::provider_store_contract(Arc::new(PostgresProviderStore::new(&s.db))).await;
+    contracts::provider_store_contract(Arc::new(PostgresProviderStore::cached(&s.db))).await;
 }
 
 /// The whole suite, the 64-way races of one slot and of one patient included.
@@ -478,4 +480,132 @@ async fn a_failing_row_does_not_take_its_batch_down() {
         !pending.contains(&failed_events[0]),
         "the duplicate's event is not in the outbox"
     );
+}
+
+/// Waits (up to 10 s) until `pool`'s database has `n` sessions listening
+/// for provider changes.
+async fn listeners(admin: &PgPool, database: &str, n: i64) {
+    for _ in 0..200 {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE 'LISTEN%cita_provider_changed%'",
+        )
+        .bind(database)
+        .fetch_one(admin)
+        .await
+        .expect("pg_stat_activity");
+        if listening == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("expected {n} listening sessions on {database}");
+}
+
+/// Reads `id` through `store` until `done` says yes (up to 10 s).
+async fn until_read(
+    store: &PostgresProviderStore,
+    id: &ProviderId,
+    what: &str,
+    done: impl Fn(&Provider) -> bool,
+) {
+    for _ in 0..200 {
+        let p = store.get(id).await.expect("get").expect("the provider exists");
+        if done(&p) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not seen within 10 s");
+}
+
+/// Reads `id` once more after the notifications of earlier writes have
+/// surely arrived, so that the answer is kept (a read that overlaps a
+/// notification is not).
+async fn settle(store: &PostgresProviderStore, id: &ProviderId) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    store.get(id).await.expect("get").expect("the provider exists");
+}
+
+/// A cached store (another process's, on its own pool) keeps what it read,
+/// sees another process's change once PostgreSQL announces it, and forgets
+/// everything when its listening connection is lost (changes announced
+/// meanwhile were not heard).
+#[tokio::test]
+async fn cached_providers_follow_other_processes() {
+    let Some(s) = Scratch::new("cached_providers_follow_other_processes").await else {
+        return;
+    };
+    let writer = PostgresProviderStore::new(&s.db);
+    let other = s.second_pool().await;
+    let cached = PostgresProviderStore::cached(&other);
+    let admin = admin_pool(&s.admin).await;
+    listeners(&admin, &s.name, 1).await;
+
+    let id = ProviderId::parse("cached-provider").expect("id");
+    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
+    let v1 = Provider {
+        id: id.clone(),
+        name: ProviderName::parse("Cached").expect("name"),
+        country: CountryCode::PE,
+        schedule: Schedule::new(Zone::parse("America/Lima").expect("zone")),
+        version: Version::FIRST,
+        created_at: now,
+        updated_at: now,
+    };
+    writer.put(&v1, None).await.expect("create");
+    until_read(&cached, &id, "the created provider", |p| p == &v1).await;
+    settle(&cached, &id).await;
+
+    // A change PostgreSQL does not announce (its trigger off) is not seen:
+    // the provider is served from the cache.
+    let silent = "UPDATE providers SET name = 'Changed quietly' WHERE id = 'cached-provider'";
+    sqlx::query("ALTER TABLE providers DISABLE TRIGGER providers_notify_changed")
+        .execute(s.db.pool())
+        .await
+        .expect("trigger off");
+    sqlx::query(silent).execute(s.db.pool()).await.expect("update");
+    sqlx::query("ALTER TABLE providers ENABLE TRIGGER providers_notify_changed")
+        .execute(s.db.pool())
+        .await
+        .expect("trigger on");
+    let read = cached.get(&id).await.expect("get").expect("exists");
+    assert_eq!(read, v1, "served from the cache");
+
+    // An announced change by another process is seen.
+    let mut v2 = writer.get(&id).await.expect("get").expect("exists");
+    v2.version = Version::new(2).expect("version");
+    writer.put(&v2, Some(Version::FIRST)).await.expect("replace");
+    until_read(&cached, &id, "the announced change", |p| p == &v2).await;
+    settle(&cached, &id).await;
+
+    // Lost connection: a quiet change, then the listener's session is
+    // killed; once it is back the cache starts empty.
+    sqlx::query("ALTER TABLE providers DISABLE TRIGGER providers_notify_changed")
+        .execute(s.db.pool())
+        .await
+        .expect("trigger off");
+    sqlx::query("UPDATE providers SET name = 'Changed while deaf' WHERE id = 'cached-provider'")
+        .execute(s.db.pool())
+        .await
+        .expect("update");
+    assert_eq!(
+        cached.get(&id).await.expect("get").expect("exists"),
+        v2,
+        "still served from the cache"
+    );
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query LIKE 'LISTEN%cita_provider_changed%'",
+    )
+    .bind(&s.name)
+    .execute(&admin)
+    .await
+    .expect("terminate the listener");
+    until_read(&cached, &id, "the change made while the listener was lost", |p| {
+        p.name.as_str() == "Changed while deaf"
+    })
+    .await;
+    listeners(&admin, &s.name, 1).await;
+    admin.close().await;
 }

@@ -263,7 +263,7 @@ pub async fn open_primary(
                 .await
                 .context("opening the primary PostgreSQL store")?;
             Ok(Primary::of(
-                Arc::new(PostgresProviderStore::new(&db)),
+                Arc::new(PostgresProviderStore::cached(&db)),
                 PostgresAppointmentStore::new(&db),
                 Arc::new(PostgresIdempotencyStore::new(&db)),
                 db,

@@ -90,6 +90,7 @@ mod codec;
 mod country;
 mod group_commit;
 mod idempotency;
+mod provider_cache;
 mod providers;
 
 use std::str::FromStr;

@@ -4,8 +4,11 @@ use cita_core::ids::{ProviderId, Version};
 use cita_core::providers::{Provider, ProviderName, ProviderStore, ProviderWriteError};
 use sqlx::PgPool;
 
+use std::sync::Arc;
+
 use super::PostgresDatabase;
 use super::codec::{self, Instant};
+use super::provider_cache::ProviderCache;
 use crate::schedule_json;
 
 /// Providers in PostgreSQL. Writes are single statements whose `WHERE`
@@ -13,16 +16,67 @@ use crate::schedule_json;
 /// concurrent writer can never slip between the check and the write: under
 /// READ COMMITTED an `UPDATE` that finds its row changed by a transaction
 /// that committed meanwhile re-evaluates `version = $8` on the new row.
+///
+/// [`PostgresProviderStore::cached`] keeps the providers it read in the
+/// process and drops one when PostgreSQL announces a change to it (see the
+/// private `provider_cache` module for how fresh that keeps them).
 #[derive(Debug, Clone)]
 pub struct PostgresProviderStore {
     pool: PgPool,
+    cache: Option<Arc<ProviderCache>>,
 }
 
 impl PostgresProviderStore {
-    /// A store over `db`'s pool.
+    /// A store over `db`'s pool that reads every provider from the database.
     pub fn new(db: &PostgresDatabase) -> Self {
         Self {
             pool: db.pool().clone(),
+            cache: None,
+        }
+    }
+
+    /// A store over `db`'s pool that caches providers, kept fresh by
+    /// `LISTEN`/`NOTIFY`: a task listens on one connection of the pool
+    /// while the store or a clone of it lives. Must be called within a
+    /// Tokio runtime.
+    pub fn cached(db: &PostgresDatabase) -> Self {
+        Self {
+            pool: db.pool().clone(),
+            cache: Some(ProviderCache::start(db.pool())),
+        }
+    }
+
+    async fn read(&self, id: &ProviderId) -> anyhow::Result<Option<Provider>> {
+        let row: Option<ProviderRow> = sqlx::query_as(SELECT)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a provider")?;
+        row.map(Provider::try_from).transpose()
+    }
+}
+
+/// Drops a provider from the cache when created and again when dropped:
+/// around a write, however it ends (a request dropped mid-write included,
+/// whose write may still commit).
+struct Dropping<'a> {
+    cache: Option<&'a ProviderCache>,
+    id: &'a str,
+}
+
+impl<'a> Dropping<'a> {
+    fn new(cache: Option<&'a ProviderCache>, id: &'a str) -> Self {
+        if let Some(c) = cache {
+            c.drop_one(id);
+        }
+        Self { cache, id }
+    }
+}
+
+impl Drop for Dropping<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.cache {
+            c.drop_one(self.id);
         }
     }
 }
@@ -73,12 +127,18 @@ const REPLACE: &str = "UPDATE providers SET name = $2, country = $3, schedule = 
 #[async_trait]
 impl ProviderStore for PostgresProviderStore {
     async fn get(&self, id: &ProviderId) -> anyhow::Result<Option<Provider>> {
-        let row: Option<ProviderRow> = sqlx::query_as(SELECT)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading a provider")?;
-        row.map(Provider::try_from).transpose()
+        let Some(cache) = &self.cache else {
+            return self.read(id).await;
+        };
+        let ticket = match cache.lookup(id.as_str()) {
+            Ok(provider) => return Ok(Some(provider)),
+            Err(ticket) => ticket,
+        };
+        let provider = self.read(id).await?;
+        if let (Some(ticket), Some(p)) = (ticket, &provider) {
+            cache.fill(ticket, p);
+        }
+        Ok(provider)
     }
 
     async fn put(
@@ -86,6 +146,7 @@ impl ProviderStore for PostgresProviderStore {
         provider: &Provider,
         expected: Option<Version>,
     ) -> Result<(), ProviderWriteError> {
+        let _dropping = Dropping::new(self.cache.as_deref(), provider.id.as_str());
         let schedule = schedule_json::encode(&provider.schedule)?;
         let query = sqlx::query(match expected {
             None => CREATE,
