@@ -25,8 +25,8 @@ use cita_adapters::postgres::{
 use cita_core::booking::{Appointment, AppointmentStatus, AppointmentStore, AppointmentWriteError};
 use cita_core::events::{EventEnvelope, EventType, Outbox};
 use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
-use cita_core::routing::CountryCode;
 use cita_core::providers::{Provider, ProviderName, ProviderStore};
+use cita_core::routing::CountryCode;
 use cita_core::slots::{BufferMinutes, Schedule, Zone};
 use cita_tests::contracts;
 use cita_tests::servers::server_url;
@@ -510,7 +510,11 @@ async fn until_read(
     done: impl Fn(&Provider) -> bool,
 ) {
     for _ in 0..200 {
-        let p = store.get(id).await.expect("get").expect("the provider exists");
+        let p = store
+            .get(id)
+            .await
+            .expect("get")
+            .expect("the provider exists");
         if done(&p) {
             return;
         }
@@ -524,7 +528,11 @@ async fn until_read(
 /// notification is not).
 async fn settle(store: &PostgresProviderStore, id: &ProviderId) {
     tokio::time::sleep(Duration::from_millis(300)).await;
-    store.get(id).await.expect("get").expect("the provider exists");
+    store
+        .get(id)
+        .await
+        .expect("get")
+        .expect("the provider exists");
 }
 
 /// A cached store (another process's, on its own pool) keeps what it read,
@@ -564,7 +572,10 @@ async fn cached_providers_follow_other_processes() {
         .execute(s.db.pool())
         .await
         .expect("trigger off");
-    sqlx::query(silent).execute(s.db.pool()).await.expect("update");
+    sqlx::query(silent)
+        .execute(s.db.pool())
+        .await
+        .expect("update");
     sqlx::query("ALTER TABLE providers ENABLE TRIGGER providers_notify_changed")
         .execute(s.db.pool())
         .await
@@ -575,7 +586,10 @@ async fn cached_providers_follow_other_processes() {
     // An announced change by another process is seen.
     let mut v2 = writer.get(&id).await.expect("get").expect("exists");
     v2.version = Version::new(2).expect("version");
-    writer.put(&v2, Some(Version::FIRST)).await.expect("replace");
+    writer
+        .put(&v2, Some(Version::FIRST))
+        .await
+        .expect("replace");
     until_read(&cached, &id, "the announced change", |p| p == &v2).await;
     settle(&cached, &id).await;
 
@@ -602,9 +616,12 @@ async fn cached_providers_follow_other_processes() {
     .execute(&admin)
     .await
     .expect("terminate the listener");
-    until_read(&cached, &id, "the change made while the listener was lost", |p| {
-        p.name.as_str() == "Changed while deaf"
-    })
+    until_read(
+        &cached,
+        &id,
+        "the change made while the listener was lost",
+        |p| p.name.as_str() == "Changed while deaf",
+    )
     .await;
     listeners(&admin, &s.name, 1).await;
     admin.close().await;
