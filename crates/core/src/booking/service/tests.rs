@@ -204,6 +204,8 @@ struct Ports {
     settings: BookingSettings,
     observer: Arc<Recorder>,
     sleeps: Arc<AtomicUsize>,
+    /// What the appointment store answers to `insert_checks_current_buffer`.
+    store_checks_buffer: bool,
 }
 
 impl Ports {
@@ -216,6 +218,7 @@ impl Ports {
             settings: BookingSettings::default(),
             observer: Arc::new(Recorder::default()),
             sleeps: Arc::new(AtomicUsize::new(0)),
+            store_checks_buffer: false,
         }
     }
 
@@ -234,7 +237,10 @@ impl Ports {
             .returning(|_, _, _| Ok(Vec::new()));
     }
 
-    fn service(self) -> BookingService {
+    fn service(mut self) -> BookingService {
+        self.appointments
+            .expect_insert_checks_current_buffer()
+            .return_const(self.store_checks_buffer);
         let mut clock = MockClock::new();
         clock.expect_now().return_const(now());
         let sleeps = Arc::clone(&self.sleeps);
@@ -1086,4 +1092,47 @@ async fn a_booking_stands_when_its_key_cannot_be_completed() {
         vec!["idempotency table unreachable"]
     );
     assert!(observer.lock_outages().is_empty());
+}
+
+// ------------------------------------- stores that apply the current buffer
+
+#[tokio::test]
+async fn book_reads_no_appointments_when_the_store_applies_the_current_buffer() {
+    let mut ports = Ports::new();
+    ports.store_checks_buffer = true;
+    ports.provider_found();
+    ports.appointments.expect_active_in_range().times(0);
+    ports
+        .appointments
+        .expect_insert()
+        .times(1)
+        .withf(|a, e| a.start == slot() && e.event_type == EventType::Requested)
+        .returning(|_, _| Ok(()));
+    let service = ports.service();
+
+    let reply = service.book(request()).await;
+
+    assert!(reply.outcome.is_ok(), "{:?}", reply.outcome);
+}
+
+#[tokio::test]
+async fn book_takes_the_stores_refusal_when_it_applies_the_current_buffer() {
+    let mut ports = Ports::new();
+    ports.store_checks_buffer = true;
+    ports.provider_found();
+    ports.appointments.expect_active_in_range().times(0);
+    ports
+        .appointments
+        .expect_insert()
+        .times(1)
+        .returning(|_, _| Err(AppointmentWriteError::SlotTaken));
+    let service = ports.service();
+
+    let reply = service.book(request()).await;
+
+    assert!(
+        matches!(reply.outcome, Err(BookError::SlotTaken)),
+        "{:?}",
+        reply.outcome
+    );
 }
