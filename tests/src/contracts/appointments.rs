@@ -101,8 +101,11 @@ fn kind(r: &Result<(), AppointmentWriteError>) -> String {
     }
 }
 
-/// The suite's pending entries among everything unpublished, by event id.
-async fn pending_events(outbox: &dyn Outbox) -> Vec<EventId> {
+/// The ids of the events waiting in `outbox` (the first 100,000).
+///
+/// # Panics
+/// When the outbox cannot be read.
+pub async fn pending_events(outbox: &dyn Outbox) -> Vec<EventId> {
     outbox
         .unpublished(OUTBOX_SCAN)
         .await

@@ -81,8 +81,8 @@ fn mins(m: i64) -> SignedDuration {
 }
 
 /// A pending version-1 appointment of `minutes` starting at `start`, with
-/// `buffer` minutes kept free after it.
-fn appointment(
+/// `buffer` minutes kept free after it (timestamps: now, to the millisecond).
+pub fn appointment(
     provider: &ProviderId,
     patient: &PatientId,
     start: Timestamp,
