@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use cita_core::providers::Provider;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::oneshot;
 
 /// The channel the providers' trigger notifies, with the provider's id as
@@ -67,15 +67,21 @@ struct State {
 }
 
 impl ProviderCache {
-    /// A cache whose listener runs on `pool` (one connection of it, while
-    /// the cache lives). Must be called within a Tokio runtime.
+    /// A cache whose listener connects as `pool` does, on a connection of
+    /// its own (outside the pool, which keeps all its connections for
+    /// requests), while the cache lives. Must be called within a Tokio
+    /// runtime.
     pub(super) fn start(pool: &PgPool) -> Arc<Self> {
         let (stop, stopped) = oneshot::channel();
         let cache = Arc::new(Self {
             state: Mutex::new(State::default()),
             _stop: stop,
         });
-        tokio::spawn(listen(Arc::downgrade(&cache), pool.clone(), stopped));
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .connect_lazy_with(pool.connect_options().as_ref().clone());
+        tokio::spawn(listen(Arc::downgrade(&cache), own, pool.clone(), stopped));
         cache
     }
 
@@ -123,23 +129,29 @@ impl ProviderCache {
     }
 }
 
-/// Listens on [`CHANNEL`] while the cache lives, connecting again after a
+/// Listens on [`CHANNEL`] with `pool`'s one connection while the cache
+/// lives and `store` (the store's pool) is open, connecting again after a
 /// failure.
-async fn listen(cache: Weak<ProviderCache>, pool: PgPool, mut stopped: oneshot::Receiver<()>) {
+async fn listen(
+    cache: Weak<ProviderCache>,
+    pool: PgPool,
+    store: PgPool,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let _closing = Closing(pool.clone());
     loop {
         let connected = tokio::select! {
             _ = &mut stopped => return,
+            () = store.close_event() => return,
             connected = subscribe(&pool) => connected,
         };
         let mut listener = match connected {
             Ok(listener) => listener,
             Err(e) => {
-                if pool.is_closed() {
-                    return;
-                }
                 tracing::warn!(error = %e, "provider cache: cannot listen for changes; reading every provider from the database");
                 tokio::select! {
                     _ = &mut stopped => return,
+                    () = store.close_event() => return,
                     () = tokio::time::sleep(RETRY) => continue,
                 }
             }
@@ -150,6 +162,7 @@ async fn listen(cache: Weak<ProviderCache>, pool: PgPool, mut stopped: oneshot::
         loop {
             let received = tokio::select! {
                 _ = &mut stopped => return,
+                () = store.close_event() => return,
                 received = listener.try_recv() => received,
             };
             let Some(c) = cache.upgrade() else { return };
@@ -161,13 +174,22 @@ async fn listen(cache: Weak<ProviderCache>, pool: PgPool, mut stopped: oneshot::
                 Ok(None) => c.reset(true),
                 Err(e) => {
                     c.reset(false);
-                    if pool.is_closed() {
-                        return;
-                    }
                     tracing::warn!(error = %e, "provider cache: lost the change listener; reading every provider from the database until it is back");
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Closes the listener's own pool when the task ends.
+struct Closing(PgPool);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let pool = self.0.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { pool.close().await });
         }
     }
 }

@@ -36,9 +36,9 @@ impl PostgresProviderStore {
     }
 
     /// A store over `db`'s pool that caches providers, kept fresh by
-    /// `LISTEN`/`NOTIFY`: a task listens on one connection of the pool
-    /// while the store or a clone of it lives. Must be called within a
-    /// Tokio runtime.
+    /// `LISTEN`/`NOTIFY`: a task listens on one more connection to the same
+    /// database, outside the pool, while the store or a clone of it lives
+    /// and the pool is open. Must be called within a Tokio runtime.
     pub fn cached(db: &PostgresDatabase) -> Self {
         Self {
             pool: db.pool().clone(),
