@@ -523,6 +523,18 @@ async fn settle(store: &PostgresProviderStore, id: &ProviderId) {
         .expect("the provider exists");
 }
 
+/// Runs `sql` with the providers' change trigger off: PostgreSQL announces
+/// nothing.
+async fn change_quietly(pool: &PgPool, sql: &'static str) {
+    for step in [
+        "ALTER TABLE providers DISABLE TRIGGER providers_notify_changed",
+        sql,
+        "ALTER TABLE providers ENABLE TRIGGER providers_notify_changed",
+    ] {
+        sqlx::query(step).execute(pool).await.expect(step);
+    }
+}
+
 /// A cached store (another process's, on its own pool) keeps what it read,
 /// sees another process's change once PostgreSQL announces it, and forgets
 /// everything when its listening connection is lost (changes announced
@@ -555,19 +567,11 @@ async fn cached_providers_follow_other_processes() {
 
     // A change PostgreSQL does not announce (its trigger off) is not seen:
     // the provider is served from the cache.
-    let silent = "UPDATE providers SET name = 'Changed quietly' WHERE id = 'cached-provider'";
-    sqlx::query("ALTER TABLE providers DISABLE TRIGGER providers_notify_changed")
-        .execute(s.db.pool())
-        .await
-        .expect("trigger off");
-    sqlx::query(silent)
-        .execute(s.db.pool())
-        .await
-        .expect("update");
-    sqlx::query("ALTER TABLE providers ENABLE TRIGGER providers_notify_changed")
-        .execute(s.db.pool())
-        .await
-        .expect("trigger on");
+    change_quietly(
+        s.db.pool(),
+        "UPDATE providers SET name = 'Changed quietly' WHERE id = 'cached-provider'",
+    )
+    .await;
     let read = cached.get(&id).await.expect("get").expect("exists");
     assert_eq!(read, v1, "served from the cache");
 
@@ -583,14 +587,11 @@ async fn cached_providers_follow_other_processes() {
 
     // Lost connection: a quiet change, then the listener's session is
     // killed; once it is back the cache starts empty.
-    sqlx::query("ALTER TABLE providers DISABLE TRIGGER providers_notify_changed")
-        .execute(s.db.pool())
-        .await
-        .expect("trigger off");
-    sqlx::query("UPDATE providers SET name = 'Changed while deaf' WHERE id = 'cached-provider'")
-        .execute(s.db.pool())
-        .await
-        .expect("update");
+    change_quietly(
+        s.db.pool(),
+        "UPDATE providers SET name = 'Changed while deaf' WHERE id = 'cached-provider'",
+    )
+    .await;
     assert_eq!(
         cached.get(&id).await.expect("get").expect("exists"),
         v2,
