@@ -37,7 +37,7 @@ use super::{PostgresDatabase, WRITE_ATTEMPTS};
 ///
 /// Concurrent inserts of active appointments share one call, one
 /// transaction and one commit (see the private `group_commit` module and
-/// migration `0005_insert_batch.sql`); each caller still gets its own
+/// migration `0006_insert_batch.sql`); each caller still gets its own
 /// answer. Clones of a store share its queue.
 #[derive(Debug, Clone)]
 pub struct PostgresAppointmentStore {
@@ -414,7 +414,7 @@ impl PostgresAppointmentStore {
 #[async_trait]
 impl AppointmentStore for PostgresAppointmentStore {
     /// The batch function applies the provider's current buffer (migration
-    /// `0005_insert_batch.sql`).
+    /// `0006_insert_batch.sql`).
     fn insert_checks_current_buffer(&self) -> bool {
         true
     }
