@@ -5,7 +5,7 @@
 //! queue for the flush and the backends' per-statement work fills the CPU.
 //! So concurrent inserts of active appointments queue here, and one task
 //! writes everything queued with one call of `cita_insert_appointments`
-//! (migration `0005_insert_batch.sql`): one round trip, one transaction,
+//! (migration `0006_insert_batch.sql`): one round trip, one transaction,
 //! one commit for the whole batch, and for each row the answer whether it
 //! was written or why not. The function's comment says why its checks are
 //! exact under concurrency; the exclusion constraints still guard every row.
