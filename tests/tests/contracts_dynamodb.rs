@@ -303,6 +303,19 @@ async fn idempotency_store() {
     contracts::idempotency_store_contract(Arc::new(DynamoIdempotencyStore::new(&s.db))).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_finds_the_booking_whose_answer_was_lost() {
+    let Some(s) = Scratch::new("lost_answer").await else {
+        return;
+    };
+    contracts::lost_answer_contract(
+        Arc::new(DynamoProviderStore::new(&s.db)),
+        Arc::new(DynamoAppointmentStore::new(&s.db)),
+        Arc::new(DynamoIdempotencyStore::new(&s.db)),
+    )
+    .await;
+}
+
 /// `ensure_tables` creates the five tables once, reports them present
 /// afterwards (also when two runs race), and refuses a table with other
 /// keys; `ping` needs the tables.

@@ -25,6 +25,16 @@ async fn idempotency_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_finds_the_booking_whose_answer_was_lost() {
+    contracts::lost_answer_contract(
+        Arc::new(InMemoryProviderStore::new()),
+        Arc::new(InMemoryAppointmentStore::new()),
+        Arc::new(InMemoryIdempotencyStore::new()),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn country_store() {
     contracts::country_store_contract(Arc::new(InMemoryCountryStore::new())).await;
 }

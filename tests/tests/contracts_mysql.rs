@@ -129,6 +129,19 @@ async fn idempotency_store() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_finds_the_booking_whose_answer_was_lost() {
+    with_database("lost_answer", "", |db, _| async move {
+        contracts::lost_answer_contract(
+            Arc::new(MySqlProviderStore::new(&db)),
+            Arc::new(MySqlAppointmentStore::new(&db)),
+            Arc::new(MySqlIdempotencyStore::new(&db)),
+        )
+        .await;
+    })
+    .await;
+}
+
 /// On a database named like a country's own (`…_pe`, as `cita_pe`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn country_store() {

@@ -156,6 +156,19 @@ async fn idempotency_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_finds_the_booking_whose_answer_was_lost() {
+    let Some(s) = Scratch::new("lost_answer").await else {
+        return;
+    };
+    contracts::lost_answer_contract(
+        Arc::new(PostgresProviderStore::cached(&s.db)),
+        Arc::new(PostgresAppointmentStore::new(&s.db)),
+        Arc::new(PostgresIdempotencyStore::new(&s.db)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn country_store() {
     let Some(s) = Scratch::new("country_store").await else {
         return;
@@ -336,12 +349,11 @@ async fn concurrent_mixed_inserts_never_leave_an_overlap() {
             match r {
                 Ok(()) => {}
                 // The store also applies the refused row's own buffer after
-                // a winner's end (`insert_checks_current_buffer`).
+                // a winner's end (`Appointment::blocks_booking`).
                 Err(AppointmentWriteError::SlotTaken) => assert!(
-                    winners.iter().any(|w| w.provider_id == a.provider_id
-                        && (w.provider_overlaps(a)
-                            || (w.start < a.end + a.buffer.duration()
-                                && a.start < w.end + a.buffer.duration()))),
+                    winners
+                        .iter()
+                        .any(|w| w.provider_id == a.provider_id && w.blocks_booking(a)),
                     "{case}: SlotTaken for {a:?} without an overlap at its provider"
                 ),
                 Err(AppointmentWriteError::PatientBusy) => assert!(

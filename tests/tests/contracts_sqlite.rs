@@ -41,6 +41,17 @@ async fn idempotency_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_finds_the_booking_whose_answer_was_lost() {
+    let (db, _dir) = fresh().await;
+    contracts::lost_answer_contract(
+        Arc::new(SqliteProviderStore::new(&db)),
+        Arc::new(SqliteAppointmentStore::new(&db)),
+        Arc::new(SqliteIdempotencyStore::new(&db)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn country_store() {
     let (db, _dir) = fresh().await;
     contracts::country_store_contract(Arc::new(SqliteCountryStore::new(&db))).await;

@@ -28,16 +28,13 @@
 //!   publisher and the provisioning of the topology of `EVENTS.md`.
 //! - `postgres` (feature `postgres`): PostgreSQL for the same four stores;
 //!   exclusion constraints refuse overlapping appointments in the database.
+//! - `sql` (any of the three relational features): what the relational
+//!   dialects share — column value types, row structs and their decoding.
 
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod clock;
-#[cfg(any(
-    feature = "sqlite",
-    feature = "postgres",
-    feature = "mysql",
-    feature = "dynamodb"
-))]
+#[cfg(any(feature = "sql", feature = "dynamodb"))]
 mod codec_common;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
@@ -51,15 +48,12 @@ pub mod postgres;
 pub mod readiness;
 #[cfg(feature = "redis")]
 pub mod redis;
-#[cfg(any(
-    feature = "sqlite",
-    feature = "postgres",
-    feature = "mysql",
-    feature = "dynamodb"
-))]
+#[cfg(any(feature = "sql", feature = "dynamodb"))]
 mod schedule_json;
 pub mod select;
 pub mod signal;
+#[cfg(feature = "sql")]
+mod sql;
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

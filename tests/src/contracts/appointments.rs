@@ -42,10 +42,11 @@ const RACERS: usize = 64;
 /// - **patient overlaps** use `[start, end)` (no buffers) → `PatientBusy`,
 ///   adjacent allowed, including across the maximum length.
 /// - the provider is checked first: a write clashing on both → `SlotTaken`.
-/// - **the current buffer**: a store whose `insert_checks_current_buffer`
-///   is true refuses an insert whose own buffer, put after an existing
-///   appointment's end, reaches its start; any other store accepts it (its
-///   hold meets no other hold); one buffer later is free.
+/// - **the current buffer** (`Appointment::blocks_booking`): an insert
+///   whose own buffer, put after an existing appointment's end, reaches its
+///   start is refused (`SlotTaken`) though the two holds do not meet; one
+///   buffer later is free; an update (a confirmation, a reschedule) is
+///   checked against the holds alone.
 /// - **cancelled** appointments block nothing, and updating a cancelled one
 ///   is not checked for overlaps.
 /// - **rescheduling**: moving within or overlapping its own old time is
@@ -595,7 +596,6 @@ async fn current_buffer(store: &dyn AppointmentStore, outbox: &dyn Outbox) {
     // Booked when the provider had no buffer: 10:00–10:30, held until 10:30.
     let a = appointment(&p, &x, at(600), 30, 0);
     insert_ok(store, &a, "current buffer: insert without a buffer").await;
-    let checks = store.insert_checks_current_buffer();
     // The provider's buffer is 15 minutes now: 10:30 is within 15 minutes of
     // the earlier appointment's end, 10:45 is not.
     let right_after = appointment(&p, &patient_id(), at(630), 30, 15);
@@ -603,21 +603,51 @@ async fn current_buffer(store: &dyn AppointmentStore, outbox: &dyn Outbox) {
         store,
         outbox,
         &right_after,
-        if checks { "slot_taken" } else { "ok" },
+        "slot_taken",
         "current buffer: the new buffer after the earlier end",
     )
     .await;
-    if checks {
-        let one_buffer_later = appointment(&p, &patient_id(), at(645), 30, 15);
-        expect_insert(
-            store,
-            outbox,
-            &one_buffer_later,
-            "ok",
-            "current buffer: one buffer after the earlier end",
-        )
-        .await;
-    }
+    let one_buffer_later = appointment(&p, &patient_id(), at(645), 30, 15);
+    expect_insert(
+        store,
+        outbox,
+        &one_buffer_later,
+        "ok",
+        "current buffer: one buffer after the earlier end",
+    )
+    .await;
+    // An update is checked against the holds alone: confirming the earlier
+    // appointment (no buffer) beside the later one (15 minutes) is allowed.
+    let b = appointment(&p, &patient_id(), at(720), 30, 15);
+    insert_ok(
+        store,
+        &b,
+        "current buffer: a later appointment with a buffer",
+    )
+    .await;
+    let before_b = appointment(&p, &patient_id(), at(690), 30, 0);
+    insert_ok(
+        store,
+        &before_b,
+        "current buffer: no buffer of its own, right before the later one",
+    )
+    .await;
+    let now = before_b.updated_at + SignedDuration::from_millis(1);
+    let cita_core::booking::Confirmation::Applies(confirmed) =
+        before_b.confirm(before_b.version, now)
+    else {
+        panic!("a pending appointment confirms");
+    };
+    expect_update(
+        store,
+        outbox,
+        &confirmed,
+        before_b.version,
+        None,
+        "ok",
+        "current buffer: confirming is checked against the holds alone",
+    )
+    .await;
     // Before it, the new buffer runs into the earlier start either way.
     let before = appointment(&p, &patient_id(), at(570), 30, 15);
     expect_insert(

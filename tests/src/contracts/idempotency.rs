@@ -37,6 +37,9 @@ const RACERS: usize = 16;
 ///   as absent and is replaced by the new reservation (one millisecond
 ///   younger still counts); an answer older than `lease` but younger than
 ///   `ttl` still counts;
+/// - the appointment id given to a reservation is kept with it (and shown
+///   by `Existing`); a reservation that replaces an expired record returns
+///   that record exactly as it was (`replaced`), in progress or answered;
 /// - 16 concurrent reservations of one key → exactly one `Reserved`; every
 ///   other caller sees the winner's fingerprint in progress.
 ///
@@ -44,6 +47,7 @@ const RACERS: usize = 16;
 /// On the first broken promise, naming it.
 pub async fn idempotency_store_contract(store: Arc<dyn IdempotencyStore>) {
     reserve_then_existing(store.as_ref()).await;
+    appointments_are_kept_and_replaced_records_returned(store.as_ref()).await;
     answers_round_trip(store.as_ref()).await;
     release(store.as_ref()).await;
     lease_expiry(store.as_ref()).await;
@@ -66,9 +70,29 @@ async fn reserve(
     now: Timestamp,
 ) -> Reservation {
     store
-        .reserve(key, fingerprint, now, TTL, LEASE)
+        .reserve(key, fingerprint, None, now, TTL, LEASE)
         .await
         .expect("reserve succeeds")
+}
+
+/// A reservation of a key that was free.
+fn reserved() -> Reservation {
+    Reservation::Reserved { replaced: None }
+}
+
+fn record(
+    key: &IdempotencyKey,
+    fingerprint: &Fingerprint,
+    state: IdempotencyState,
+    created_at: Timestamp,
+) -> Box<IdempotencyRecord> {
+    Box::new(IdempotencyRecord {
+        key: key.clone(),
+        fingerprint: fingerprint.clone(),
+        state,
+        created_at,
+        appointment: None,
+    })
 }
 
 fn existing(
@@ -77,12 +101,19 @@ fn existing(
     state: IdempotencyState,
     created_at: Timestamp,
 ) -> Reservation {
-    Reservation::Existing(Box::new(IdempotencyRecord {
-        key: key.clone(),
-        fingerprint: fingerprint.clone(),
-        state,
-        created_at,
-    }))
+    Reservation::Existing(record(key, fingerprint, state, created_at))
+}
+
+/// A reservation that replaced an expired record.
+fn replacing(
+    key: &IdempotencyKey,
+    fingerprint: &Fingerprint,
+    state: IdempotencyState,
+    created_at: Timestamp,
+) -> Reservation {
+    Reservation::Reserved {
+        replaced: Some(record(key, fingerprint, state, created_at)),
+    }
 }
 
 async fn reserve_then_existing(store: &dyn IdempotencyStore) {
@@ -90,7 +121,7 @@ async fn reserve_then_existing(store: &dyn IdempotencyStore) {
     let t0 = now_ms();
     assert_eq!(
         reserve(store, &k, &f1, t0).await,
-        Reservation::Reserved,
+        reserved(),
         "a free key is reserved"
     );
     assert_eq!(
@@ -106,8 +137,80 @@ async fn reserve_then_existing(store: &dyn IdempotencyStore) {
     let other = key();
     assert_eq!(
         reserve(store, &other, &f1, t0).await,
-        Reservation::Reserved,
+        reserved(),
         "another key is independent"
+    );
+}
+
+async fn appointments_are_kept_and_replaced_records_returned(store: &dyn IdempotencyStore) {
+    let (k, f1, f2) = (key(), fp("first"), fp("second"));
+    let (a1, a2, a3) = (
+        AppointmentId::new(),
+        AppointmentId::new(),
+        AppointmentId::new(),
+    );
+    let with = |f: &Fingerprint, state, created_at, appointment| {
+        Box::new(IdempotencyRecord {
+            key: k.clone(),
+            fingerprint: f.clone(),
+            state,
+            created_at,
+            appointment,
+        })
+    };
+    let claim = |f: Fingerprint, a: Option<AppointmentId>, now: Timestamp| {
+        let k = k.clone();
+        async move {
+            store
+                .reserve(&k, &f, a, now, TTL, LEASE)
+                .await
+                .expect("reserve succeeds")
+        }
+    };
+    let t0 = now_ms();
+    assert_eq!(claim(f1.clone(), Some(a1), t0).await, reserved());
+    assert_eq!(
+        claim(f2.clone(), Some(a2), t0 + MS).await,
+        Reservation::Existing(with(&f1, IdempotencyState::InProgress, t0, Some(a1))),
+        "the reservation keeps the appointment id it was given"
+    );
+    let t1 = t0 + LEASE;
+    assert_eq!(
+        claim(f1.clone(), Some(a3), t1).await,
+        Reservation::Reserved {
+            replaced: Some(with(&f1, IdempotencyState::InProgress, t0, Some(a1)))
+        },
+        "an abandoned reservation is returned, with its appointment id, when replaced"
+    );
+    let outcome = IdempotentOutcome::Refused {
+        refusal: BookRefusal::SlotTaken,
+    };
+    store
+        .complete(&k, &outcome)
+        .await
+        .expect("complete succeeds");
+    assert_eq!(
+        claim(f2.clone(), None, t1 + MS).await,
+        Reservation::Existing(with(
+            &f1,
+            IdempotencyState::Done(outcome.clone()),
+            t1,
+            Some(a3)
+        )),
+        "the replacement holds its own appointment id"
+    );
+    let t2 = t1 + TTL;
+    assert_eq!(
+        claim(f2.clone(), None, t2).await,
+        Reservation::Reserved {
+            replaced: Some(with(&f1, IdempotencyState::Done(outcome), t1, Some(a3)))
+        },
+        "an expired answer is returned when replaced"
+    );
+    assert_eq!(
+        claim(f1.clone(), Some(a1), t2 + MS).await,
+        Reservation::Existing(with(&f2, IdempotencyState::InProgress, t2, None)),
+        "a reservation without an appointment keeps none"
     );
 }
 
@@ -166,7 +269,7 @@ async fn answers_round_trip(store: &dyn IdempotencyStore) {
     for outcome in outcomes() {
         let (k, f) = (key(), fp("answer"));
         let t0 = now_ms();
-        assert_eq!(reserve(store, &k, &f, t0).await, Reservation::Reserved);
+        assert_eq!(reserve(store, &k, &f, t0).await, reserved());
         store
             .complete(&k, &outcome)
             .await
@@ -182,11 +285,11 @@ async fn answers_round_trip(store: &dyn IdempotencyStore) {
 async fn release(store: &dyn IdempotencyStore) {
     let (k, f1, f2) = (key(), fp("first"), fp("second"));
     let t0 = now_ms();
-    assert_eq!(reserve(store, &k, &f1, t0).await, Reservation::Reserved);
+    assert_eq!(reserve(store, &k, &f1, t0).await, reserved());
     store.release(&k).await.expect("release succeeds");
     assert_eq!(
         reserve(store, &k, &f2, t0 + MS).await,
-        Reservation::Reserved,
+        reserved(),
         "a released key is free"
     );
     assert_eq!(
@@ -199,10 +302,7 @@ async fn release(store: &dyn IdempotencyStore) {
     let outcome = IdempotentOutcome::Refused {
         refusal: BookRefusal::SlotTaken,
     };
-    assert_eq!(
-        reserve(store, &answered, &f1, t0).await,
-        Reservation::Reserved
-    );
+    assert_eq!(reserve(store, &answered, &f1, t0).await, reserved());
     store
         .complete(&answered, &outcome)
         .await
@@ -223,7 +323,7 @@ async fn release(store: &dyn IdempotencyStore) {
 async fn lease_expiry(store: &dyn IdempotencyStore) {
     let (k, f1, f2, f3) = (key(), fp("first"), fp("second"), fp("third"));
     let t0 = now_ms();
-    assert_eq!(reserve(store, &k, &f1, t0).await, Reservation::Reserved);
+    assert_eq!(reserve(store, &k, &f1, t0).await, reserved());
     assert_eq!(
         reserve(store, &k, &f2, t0 + LEASE - MS).await,
         existing(&k, &f1, IdempotencyState::InProgress, t0),
@@ -232,7 +332,7 @@ async fn lease_expiry(store: &dyn IdempotencyStore) {
     let t1 = t0 + LEASE;
     assert_eq!(
         reserve(store, &k, &f2, t1).await,
-        Reservation::Reserved,
+        replacing(&k, &f1, IdempotencyState::InProgress, t0),
         "a reservation as old as the lease is abandoned and replaced"
     );
     assert_eq!(
@@ -248,7 +348,7 @@ async fn ttl_expiry(store: &dyn IdempotencyStore) {
         refusal: BookRefusal::PatientBusy,
     };
     let t0 = now_ms();
-    assert_eq!(reserve(store, &k, &f1, t0).await, Reservation::Reserved);
+    assert_eq!(reserve(store, &k, &f1, t0).await, reserved());
     store
         .complete(&k, &outcome)
         .await
@@ -260,13 +360,13 @@ async fn ttl_expiry(store: &dyn IdempotencyStore) {
     );
     assert_eq!(
         reserve(store, &k, &f2, t0 + TTL - MS).await,
-        existing(&k, &f1, IdempotencyState::Done(outcome), t0),
+        existing(&k, &f1, IdempotencyState::Done(outcome.clone()), t0),
         "an answer one millisecond younger than the ttl still counts"
     );
     let t1 = t0 + TTL;
     assert_eq!(
         reserve(store, &k, &f2, t1).await,
-        Reservation::Reserved,
+        replacing(&k, &f1, IdempotencyState::Done(outcome), t0),
         "an answer as old as the ttl is forgotten and the key reserved anew"
     );
     assert_eq!(
@@ -287,7 +387,7 @@ async fn racing_reservations(store: &Arc<dyn IdempotencyStore>) {
                 let f = fp(&format!("racer-{i}"));
                 barrier.wait().await;
                 let r = store
-                    .reserve(&k, &f, now, TTL, LEASE)
+                    .reserve(&k, &f, None, now, TTL, LEASE)
                     .await
                     .expect("reserve succeeds");
                 (f, r)
@@ -300,7 +400,7 @@ async fn racing_reservations(store: &Arc<dyn IdempotencyStore>) {
     }
     let winners: Vec<_> = results
         .iter()
-        .filter(|(_, r)| *r == Reservation::Reserved)
+        .filter(|(_, r)| *r == reserved())
         .map(|(f, _)| f.clone())
         .collect();
     assert_eq!(
@@ -308,7 +408,7 @@ async fn racing_reservations(store: &Arc<dyn IdempotencyStore>) {
         1,
         "16 concurrent reservations of one key: exactly one Reserved"
     );
-    for (_, r) in results.iter().filter(|(_, r)| *r != Reservation::Reserved) {
+    for (_, r) in results.iter().filter(|(_, r)| *r != reserved()) {
         assert_eq!(
             r,
             &existing(&k, &winners[0], IdempotencyState::InProgress, now),

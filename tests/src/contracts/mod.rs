@@ -23,17 +23,22 @@
 //! - [`country::country_store_contract`] checks a
 //!   [`cita_core::country::CountryStore`].
 //! - [`lock::slot_lock_contract`] checks a [`cita_core::booking::SlotLock`].
+//! - [`lost_answer::lost_answer_contract`] checks that a provider,
+//!   appointment and idempotency store together let a retry find a booking
+//!   whose answer a crash lost.
 
 pub mod appointments;
 pub mod country;
 pub mod idempotency;
 pub mod lock;
+pub mod lost_answer;
 pub mod providers;
 
 pub use appointments::appointment_store_contract;
 pub use country::country_store_contract;
 pub use idempotency::idempotency_store_contract;
 pub use lock::slot_lock_contract;
+pub use lost_answer::lost_answer_contract;
 pub use providers::provider_store_contract;
 
 use cita_core::booking::{Appointment, AppointmentStatus};

@@ -407,7 +407,11 @@ impl DynamoAppointmentStore {
             }
         };
         let old = stored.as_ref().map(|s| &s.appointment);
-        let provider = Move::new(old.and_then(Claim::provider), Claim::provider(a));
+        let claim = match mode {
+            Mode::Insert => Claim::provider_booking(a),
+            Mode::Update(_) => Claim::provider(a),
+        };
+        let provider = Move::new(old.and_then(Claim::provider), claim);
         let patient = Move::new(old.and_then(Claim::patient), Claim::patient(a));
         let mut keys = provider.keys()?;
         keys.extend(patient.keys()?);

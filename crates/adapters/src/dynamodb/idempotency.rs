@@ -1,11 +1,12 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use cita_core::booking::{
     Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyState, IdempotencyStore,
     IdempotentOutcome, Reservation,
 };
+use cita_core::ids::AppointmentId;
 use jiff::{SignedDuration, Timestamp};
 
 use super::DynamoDatabase;
@@ -43,14 +44,17 @@ const FINGERPRINT: &str = "fingerprint";
 /// The answer as JSON; absent while the key is in progress.
 const OUTCOME: &str = "outcome";
 const CREATED_AT: &str = "created_at_ms";
+/// The id of the appointment the reserving request books, if it books one.
+const APPOINTMENT: &str = "appointment_id";
 
 /// How many times a reservation tries when the record that refused it is
 /// gone (released or replaced) by the time it is read.
 const RESERVE_ATTEMPTS: u32 = 5;
 
 /// The claim: the key is absent, or held by a reservation at least `lease`
-/// old, or by an answer at least `ttl` old — the in-memory store's rule,
-/// with the cut-offs computed in Rust.
+/// old, or by an answer at least `ttl` old —
+/// [`IdempotencyRecord::is_expired`] as a condition, with the cut-offs
+/// computed in Rust.
 const CLAIM: &str = "attribute_not_exists(#k) \
     OR (attribute_not_exists(#o) AND #c <= :lease_cutoff) \
     OR (attribute_exists(#o) AND #c <= :ttl_cutoff)";
@@ -70,16 +74,10 @@ fn decode(item: &Item) -> anyhow::Result<IdempotencyRecord> {
         fingerprint: Fingerprint(codec::get_s(item, FINGERPRINT)?.to_owned()),
         state,
         created_at: codec::instant(codec::get_n(item, CREATED_AT)?)?,
+        appointment: codec::opt_s(item, APPOINTMENT)?
+            .map(codec::parse_appointment_id)
+            .transpose()?,
     })
-}
-
-/// Whether a stored record counts as absent at the cut-offs (see [`CLAIM`]).
-fn expired(record: &IdempotencyRecord, lease_cutoff: i64, ttl_cutoff: i64) -> bool {
-    let created = codec::millis(record.created_at);
-    match record.state {
-        IdempotencyState::InProgress => created <= lease_cutoff,
-        IdempotencyState::Done(_) => created <= ttl_cutoff,
-    }
 }
 
 #[async_trait]
@@ -88,6 +86,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
+        appointment: Option<AppointmentId>,
         now: Timestamp,
         ttl: SignedDuration,
         lease: SignedDuration,
@@ -105,12 +104,18 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         let keep_ms = ttl.max(lease).as_millis().max(0);
         let expires_at = i64::try_from((i128::from(now_ms) + keep_ms + 999).div_euclid(1000))
             .context("expiry out of range")?;
-        let item = Item::from([
+        let mut item = Item::from([
             (IDEMPOTENCY_KEY.to_owned(), codec::string(key.as_str())),
             (FINGERPRINT.to_owned(), codec::string(&fingerprint.0)),
             (CREATED_AT.to_owned(), codec::number(now_ms)),
             (EXPIRES_AT.to_owned(), codec::number(expires_at)),
         ]);
+        if let Some(id) = appointment {
+            item.insert(
+                APPOINTMENT.to_owned(),
+                codec::string(codec::appointment_id(id)),
+            );
+        }
         for _ in 0..RESERVE_ATTEMPTS {
             let claimed = self
                 .client
@@ -123,13 +128,19 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 .expression_attribute_names("#c", CREATED_AT)
                 .expression_attribute_values(":lease_cutoff", codec::number(lease_cutoff))
                 .expression_attribute_values(":ttl_cutoff", codec::number(ttl_cutoff))
+                .return_values(ReturnValue::AllOld)
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .send()
                 .await;
             let refusal = match claimed {
-                Ok(_) => return Ok(Reservation::Reserved),
+                Ok(put) => {
+                    let replaced = put.attributes.map(|old| decode(&old)).transpose()?;
+                    return Ok(Reservation::Reserved {
+                        replaced: replaced.map(Box::new),
+                    });
+                }
                 Err(e) => match e.into_service_error() {
                     aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(
                         refusal,
@@ -158,7 +169,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             };
             if let Some(item) = holder {
                 let record = decode(&item)?;
-                if !expired(&record, lease_cutoff, ttl_cutoff) {
+                if !record.is_expired(now, ttl, lease) {
                     return Ok(Reservation::Existing(Box::new(record)));
                 }
             }

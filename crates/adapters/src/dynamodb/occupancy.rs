@@ -27,15 +27,24 @@ const HOLDS: &str = "holds";
 const HOLD_START: &str = "s";
 const HOLD_END: &str = "e";
 const HOLD_ID: &str = "id";
+/// The appointment's end without its buffer; items written before it was
+/// kept lack it, and their holds count as settled at the hold's end (which
+/// can only refuse more).
+const HOLD_SETTLED: &str = "x";
 
 /// The time an appointment takes from one owner, `[start, end)` in unix
-/// milliseconds.
+/// milliseconds, and how far back it reaches (`reach`): a new booking of a
+/// provider also refuses appointments that end (`settled`, without their
+/// buffer) after its start minus its own buffer
+/// (`Appointment::blocks_booking`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Claim {
     kind: OwnerKind,
     owner: String,
     start: i64,
     end: i64,
+    settled: i64,
+    reach: i64,
 }
 
 impl Claim {
@@ -48,6 +57,17 @@ impl Claim {
             owner: a.provider_id.as_str().to_owned(),
             start: codec::millis(start),
             end: codec::millis(end),
+            settled: codec::millis(a.end),
+            reach: codec::millis(start),
+        })
+    }
+
+    /// As [`Claim::provider`], for a new booking: it reaches back by its
+    /// buffer, the provider's current one.
+    pub(super) fn provider_booking(a: &Appointment) -> Option<Self> {
+        Self::provider(a).map(|c| Self {
+            reach: codec::millis(a.start - a.buffer.duration()),
+            ..c
         })
     }
 
@@ -59,17 +79,29 @@ impl Claim {
             owner: a.patient_id.as_str().to_owned(),
             start: codec::millis(a.start),
             end: codec::millis(a.end),
+            settled: codec::millis(a.end),
+            reach: codec::millis(a.start),
         })
     }
 
-    /// The keys of the days the claim touches: every UTC day holding one of
-    /// its milliseconds (none for an empty claim).
+    /// The keys of the days the claim reads and rewrites: every UTC day
+    /// holding one of the milliseconds of `[reach, end)` (none for an empty
+    /// claim). Any hold the claim [`meets`](Self::meets) shares one of them.
     fn keys(&self) -> anyhow::Result<Vec<String>> {
+        self.days(self.reach.min(self.start))
+    }
+
+    /// The keys of the days the hold itself is listed on: `[start, end)`.
+    fn hold_keys(&self) -> anyhow::Result<Vec<String>> {
+        self.days(self.start)
+    }
+
+    fn days(&self, from: i64) -> anyhow::Result<Vec<String>> {
         if self.end <= self.start {
             return Ok(Vec::new());
         }
         let (first, last) = (
-            self.start.div_euclid(MS_PER_DAY),
+            from.div_euclid(MS_PER_DAY),
             (self.end - 1).div_euclid(MS_PER_DAY),
         );
         (first..=last)
@@ -78,7 +110,7 @@ impl Claim {
     }
 
     fn meets(&self, h: &Hold) -> bool {
-        h.start < self.end && self.start < h.end
+        h.start < self.end && (self.start < h.end || self.reach < h.settled)
     }
 }
 
@@ -87,6 +119,7 @@ impl Claim {
 pub(super) struct Hold {
     start: i64,
     end: i64,
+    settled: i64,
     appointment: String,
 }
 
@@ -169,7 +202,7 @@ impl Move {
         days: &HashMap<String, Day>,
     ) -> anyhow::Result<Vec<DayWrite>> {
         let arriving = match &self.new {
-            Some(claim) => claim.keys()?,
+            Some(claim) => claim.hold_keys()?,
             None => Vec::new(),
         };
         self.keys()?
@@ -188,6 +221,7 @@ impl Move {
                     holds.push(Hold {
                         start: claim.start,
                         end: claim.end,
+                        settled: claim.settled,
                         appointment: id.to_owned(),
                     });
                 }
@@ -215,9 +249,15 @@ pub(super) fn decode(item: Option<&Item>) -> anyhow::Result<Day> {
                 let AttributeValue::M(m) = h else {
                     anyhow::bail!("a hold is not a map");
                 };
+                let end = codec::get_n(m, HOLD_END)?;
+                let settled = match m.get(HOLD_SETTLED) {
+                    None => end,
+                    Some(_) => codec::get_n(m, HOLD_SETTLED)?,
+                };
                 Ok(Hold {
                     start: codec::get_n(m, HOLD_START)?,
-                    end: codec::get_n(m, HOLD_END)?,
+                    end,
+                    settled,
                     appointment: codec::get_s(m, HOLD_ID)?.to_owned(),
                 })
             })
@@ -241,6 +281,7 @@ impl DayWrite {
                 AttributeValue::M(HashMap::from([
                     (HOLD_START.to_owned(), codec::number(h.start)),
                     (HOLD_END.to_owned(), codec::number(h.end)),
+                    (HOLD_SETTLED.to_owned(), codec::number(h.settled)),
                     (HOLD_ID.to_owned(), codec::string(&h.appointment)),
                 ]))
             })
@@ -383,6 +424,60 @@ mod tests {
         // The appointment never clashes with its own hold.
         let moved = Move::new(Claim::provider(&first), Claim::provider(&late));
         assert!(!moved.clashes(&id, &stored).unwrap());
+    }
+
+    #[test]
+    fn a_new_booking_reaches_back_by_its_buffer_even_across_midnight() {
+        // 23:00–23:30 the day before, no buffer of its own.
+        let earlier = appointment("2031-03-03T23:00:00Z", 30, 0);
+        let id = codec::appointment_id(earlier.id);
+        let mv = Move::new(None, Claim::provider_booking(&earlier));
+        let empty: HashMap<String, Day> = mv
+            .keys()
+            .unwrap()
+            .into_iter()
+            .map(|k| (k, Day::default()))
+            .collect();
+        let stored = read(&mv.rewrite(&id, &empty).unwrap());
+        // 00:05 with a 40-minute buffer: 23:30 + 40 min reaches past 00:05.
+        let next = appointment("2031-03-04T00:05:00Z", 30, 40);
+        let booking = Move::new(None, Claim::provider_booking(&next));
+        assert!(
+            booking
+                .keys()
+                .unwrap()
+                .contains(&"provider#p#2031-03-03".to_owned()),
+            "the day before is read: the reach crosses midnight"
+        );
+        let mut days = stored.clone();
+        for k in booking.keys().unwrap() {
+            days.entry(k).or_default();
+        }
+        let next_id = codec::appointment_id(next.id);
+        assert!(booking.clashes(&next_id, &days).unwrap());
+        assert!(earlier.blocks_booking(&next), "the core rule agrees");
+        // As a change of an existing appointment, only the holds count.
+        let change = Move::new(None, Claim::provider(&next));
+        assert!(!change.clashes(&next_id, &days).unwrap());
+        // One buffer later is free.
+        let free = appointment("2031-03-04T00:10:00Z", 30, 40);
+        let booking = Move::new(None, Claim::provider_booking(&free));
+        assert!(
+            !booking
+                .clashes(&codec::appointment_id(free.id), &days)
+                .unwrap()
+        );
+        // The hold itself is only listed on the days it holds.
+        let writes = booking
+            .rewrite(&codec::appointment_id(free.id), &days)
+            .unwrap();
+        let after = read(&writes);
+        assert_eq!(
+            after["provider#p#2031-03-03"].holds.len(),
+            1,
+            "only the earlier one"
+        );
+        assert_eq!(after["provider#p#2031-03-04"].holds.len(), 1);
     }
 
     #[test]

@@ -66,7 +66,11 @@ impl InMemoryAppointmentStore {
 }
 
 impl State {
-    fn clash(&self, a: &Appointment) -> Option<AppointmentWriteError> {
+    /// The refusal of writing `a`, if any: for a new booking
+    /// (`new_booking`) its provider is checked with
+    /// [`Appointment::blocks_booking`], for a change of an existing one
+    /// with the holds alone.
+    fn clash(&self, a: &Appointment, new_booking: bool) -> Option<AppointmentWriteError> {
         if !a.status.is_active() {
             return None;
         }
@@ -75,7 +79,12 @@ impl State {
             let lo = (a.start - MAX_HOLD, Uuid::nil());
             for (_, id) in set.range(lo..(hold_end, Uuid::nil())) {
                 let other = &self.by_id[id];
-                if other.id != a.id && other.provider_overlaps(a) {
+                let blocks = if new_booking {
+                    other.blocks_booking(a)
+                } else {
+                    other.provider_overlaps(a)
+                };
+                if other.id != a.id && blocks {
                     return Some(AppointmentWriteError::SlotTaken);
                 }
             }
@@ -164,7 +173,7 @@ impl AppointmentStore for InMemoryAppointmentStore {
                     anyhow::anyhow!("appointment {} already exists", appointment.id).into(),
                 );
             }
-            if let Some(e) = s.clash(appointment) {
+            if let Some(e) = s.clash(appointment, true) {
                 return Err(e);
             }
             s.index(appointment);
@@ -190,7 +199,7 @@ impl AppointmentStore for InMemoryAppointmentStore {
             if old.version != expected {
                 return Err(AppointmentWriteError::VersionConflict);
             }
-            if let Some(e) = s.clash(appointment) {
+            if let Some(e) = s.clash(appointment, false) {
                 return Err(e);
             }
             s.unindex(&old);

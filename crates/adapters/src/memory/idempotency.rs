@@ -6,6 +6,7 @@ use cita_core::booking::{
     Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyState, IdempotencyStore,
     IdempotentOutcome, Reservation,
 };
+use cita_core::ids::AppointmentId;
 use jiff::{SignedDuration, Timestamp};
 
 use super::lock;
@@ -23,47 +24,36 @@ impl InMemoryIdempotencyStore {
     }
 }
 
-/// Whether a record no longer counts: answered longer than `ttl` ago, or
-/// reserved longer than `lease` ago without an answer.
-pub(crate) fn expired(
-    record: &IdempotencyRecord,
-    now: Timestamp,
-    ttl: SignedDuration,
-    lease: SignedDuration,
-) -> bool {
-    let age = now.duration_since(record.created_at);
-    match record.state {
-        IdempotencyState::InProgress => age >= lease,
-        IdempotencyState::Done(_) => age >= ttl,
-    }
-}
-
 #[async_trait]
 impl IdempotencyStore for InMemoryIdempotencyStore {
     async fn reserve(
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
+        appointment: Option<AppointmentId>,
         now: Timestamp,
         ttl: SignedDuration,
         lease: SignedDuration,
     ) -> anyhow::Result<Reservation> {
         let mut records = lock(&self.records);
         if let Some(existing) = records.get(key)
-            && !expired(existing, now, ttl, lease)
+            && !existing.is_expired(now, ttl, lease)
         {
             return Ok(Reservation::Existing(Box::new(existing.clone())));
         }
-        records.insert(
+        let replaced = records.insert(
             key.clone(),
             IdempotencyRecord {
                 key: key.clone(),
                 fingerprint: fingerprint.clone(),
                 state: IdempotencyState::InProgress,
                 created_at: now,
+                appointment,
             },
         );
-        Ok(Reservation::Reserved)
+        Ok(Reservation::Reserved {
+            replaced: replaced.map(Box::new),
+        })
     }
 
     async fn complete(

@@ -253,6 +253,16 @@ const PROVIDER_CLASH: &str = "SELECT id FROM appointments \
     WHERE active_provider = ? AND start_at > ? AND start_at < ? AND hold_until > ? AND id <> ? \
     LIMIT 1";
 
+/// As [`PROVIDER_CLASH`], for a new booking: also an active appointment
+/// of the provider that starts before the new hold's end and ends after
+/// the new start minus the new buffer (`Appointment::blocks_booking`'s
+/// rule). Parameters as for [`PROVIDER_CLASH`], then the new start minus
+/// the new buffer.
+const PROVIDER_CLASH_FOR_BOOKING: &str = "SELECT id FROM appointments \
+    WHERE active_provider = ? AND start_at > ? AND start_at < ? \
+      AND (hold_until > ? OR end_at > ?) AND id <> ? \
+    LIMIT 1";
+
 /// Another active appointment of the patient whose `[start_at, end_at)`
 /// meets the new time. Parameters as for [`PROVIDER_CLASH`], with the
 /// patient, the longest appointment and the new end.
@@ -368,23 +378,34 @@ async fn begin_locked(
 }
 
 /// Refuses `a` if it would overlap another active appointment: its provider
-/// first (buffers included), then its patient. Run only with both owners'
-/// lock rows held.
+/// first (buffers included; for a new booking, `Appointment::blocks_booking`),
+/// then its patient. Run only with both owners' lock rows held.
 async fn clash(
     conn: &mut MySqlConnection,
     a: &Appointment,
     id: &str,
+    new_booking: bool,
 ) -> anyhow::Result<Option<AppointmentWriteError>> {
     let (start, hold_end) = a.provider_hold();
-    let provider = sqlx::query(PROVIDER_CLASH)
-        .bind(a.provider_id.as_str())
-        .bind(codec::millis(start - MAX_HOLD))
-        .bind(codec::millis(hold_end))
-        .bind(codec::millis(start))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .context("checking the provider's appointments")?;
+    let provider = if new_booking {
+        sqlx::query(PROVIDER_CLASH_FOR_BOOKING)
+            .bind(a.provider_id.as_str())
+            .bind(codec::millis(start - MAX_HOLD))
+            .bind(codec::millis(hold_end))
+            .bind(codec::millis(start))
+            .bind(codec::millis(start - a.buffer.duration()))
+            .bind(id)
+    } else {
+        sqlx::query(PROVIDER_CLASH)
+            .bind(a.provider_id.as_str())
+            .bind(codec::millis(start - MAX_HOLD))
+            .bind(codec::millis(hold_end))
+            .bind(codec::millis(start))
+            .bind(id)
+    }
+    .fetch_optional(&mut *conn)
+    .await
+    .context("checking the provider's appointments")?;
     if provider.is_some() {
         return Ok(Some(AppointmentWriteError::SlotTaken));
     }
@@ -430,7 +451,7 @@ impl MySqlAppointmentStore {
     ) -> Result<(), AppointmentWriteError> {
         let mut tx = if a.status.is_active() {
             let mut tx = begin_locked(&self.pool, a).await?;
-            if let Some(refusal) = clash(&mut tx, a, &columns.id).await? {
+            if let Some(refusal) = clash(&mut tx, a, &columns.id, true).await? {
                 tx.rollback().await.context("rolling back")?;
                 return Err(refusal);
             }
@@ -467,7 +488,7 @@ impl MySqlAppointmentStore {
             tx.rollback().await.context("rolling back")?;
             return Err(AppointmentWriteError::VersionConflict);
         }
-        if active && let Some(refusal) = clash(&mut tx, a, &columns.id).await? {
+        if active && let Some(refusal) = clash(&mut tx, a, &columns.id, false).await? {
             tx.rollback().await.context("rolling back")?;
             return Err(refusal);
         }

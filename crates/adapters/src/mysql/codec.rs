@@ -4,9 +4,6 @@
 //! module; the forms MySQL shares with the other stores come from
 //! [`crate::codec_common`].
 
-use anyhow::Context as _;
-use cita_core::ids::Version;
-
 // The migrations spell out `'cancelled'` (the virtual `active_provider` /
 // `active_patient` columns need the literal); the test below keeps the two
 // in step. Appointment and event ids are canonical UUID text (36 ASCII
@@ -15,11 +12,7 @@ pub(super) use crate::codec_common::{
     appointment_id, event_id, instant, millis, parse_appointment_id, parse_country,
     parse_patient_id, parse_provider_id, parse_status, parse_version, status,
 };
-
-/// A version as BIGINT.
-pub(super) fn version(v: Version) -> anyhow::Result<i64> {
-    i64::try_from(v.get()).context("version does not fit a BIGINT")
-}
+pub(super) use crate::sql::version;
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,16 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::booking::{
-    Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyState, IdempotencyStore,
-    IdempotentOutcome, Reservation,
+    Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyStore, IdempotentOutcome,
+    Reservation,
 };
+use cita_core::ids::AppointmentId;
 use jiff::{SignedDuration, Timestamp};
 use sqlx::MySqlPool;
 
-use super::{Contended, MySqlDatabase, codec, is_duplicate_key, retrying};
+use super::{Contended, MySqlDatabase, is_duplicate_key, retrying};
+use crate::sql::Instant;
+use crate::sql::rows::{IdempotencyRow, uuid_of};
 
 /// Idempotency records in a MySQL database.
 ///
@@ -34,62 +37,16 @@ impl MySqlIdempotencyStore {
     }
 }
 
-/// A row; `outcome` is NULL while the key is in progress.
-#[derive(sqlx::FromRow)]
-struct RecordRow {
-    idempotency_key: String,
-    fingerprint: String,
-    outcome: Option<String>,
-    created_at: i64,
-}
-
-impl TryFrom<RecordRow> for IdempotencyRecord {
-    type Error = anyhow::Error;
-
-    fn try_from(r: RecordRow) -> anyhow::Result<Self> {
-        let key = r.idempotency_key;
-        let state = match r.outcome {
-            None => IdempotencyState::InProgress,
-            Some(json) => IdempotencyState::Done(
-                serde_json::from_str(&json)
-                    .with_context(|| format!("idempotency key {key}: unreadable outcome"))?,
-            ),
-        };
-        Ok(IdempotencyRecord {
-            key: IdempotencyKey::parse(&key)
-                .with_context(|| format!("stored idempotency key {key:?} is invalid"))?,
-            fingerprint: Fingerprint(r.fingerprint),
-            state,
-            created_at: codec::instant(r.created_at)?,
-        })
-    }
-}
-
-/// Whether a record no longer counts: answered `ttl` or more ago, or
-/// reserved `lease` or more ago without an answer (the in-memory store's
-/// rule; the contract suite pins both).
-fn expired(
-    record: &IdempotencyRecord,
-    now: Timestamp,
-    ttl: SignedDuration,
-    lease: SignedDuration,
-) -> bool {
-    let age = now.duration_since(record.created_at);
-    match record.state {
-        IdempotencyState::InProgress => age >= lease,
-        IdempotencyState::Done(_) => age >= ttl,
-    }
-}
-
-const LOCK: &str = "SELECT idempotency_key, fingerprint, outcome, created_at \
+const LOCK: &str = "SELECT idempotency_key, fingerprint, outcome, created_at, appointment_id \
     FROM idempotency_keys WHERE idempotency_key = ? FOR UPDATE";
 
 const CLAIM: &str = "INSERT INTO idempotency_keys \
-    (idempotency_key, fingerprint, outcome, created_at) VALUES (?, ?, NULL, ?)";
+    (idempotency_key, fingerprint, outcome, created_at, appointment_id) \
+    VALUES (?, ?, NULL, ?, ?)";
 
 /// Replaces an expired record, which the transaction holds locked.
 const RECLAIM: &str = "UPDATE idempotency_keys SET fingerprint = ?, outcome = NULL, \
-    created_at = ? WHERE idempotency_key = ?";
+    created_at = ?, appointment_id = ? WHERE idempotency_key = ?";
 
 const COMPLETE: &str = "UPDATE idempotency_keys SET outcome = ? WHERE idempotency_key = ?";
 
@@ -102,29 +59,28 @@ impl MySqlIdempotencyStore {
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
-        now: Timestamp,
+        appointment: Option<AppointmentId>,
+        now: Instant,
         ttl: SignedDuration,
         lease: SignedDuration,
     ) -> anyhow::Result<Reservation> {
         let mut tx = self.pool.begin().await.context("starting a transaction")?;
-        let row: Option<RecordRow> = sqlx::query_as(LOCK)
+        let row: Option<IdempotencyRow> = sqlx::query_as(LOCK)
             .bind(key.as_str())
             .fetch_optional(&mut *tx)
             .await
             .context("reading an idempotency key")?;
-        match row {
-            Some(row) => {
-                let record = IdempotencyRecord::try_from(row)?;
-                // Compare with the stored precision, so the answer does not
-                // depend on whether `now` had a sub-millisecond part.
-                let now_ms = codec::instant(codec::millis(now))?;
-                if !expired(&record, now_ms, ttl, lease) {
+        let replaced = row.map(IdempotencyRecord::try_from).transpose()?;
+        match &replaced {
+            Some(record) => {
+                if !record.is_expired(now.0, ttl, lease) {
                     tx.rollback().await.context("rolling back")?;
-                    return Ok(Reservation::Existing(Box::new(record)));
+                    return Ok(Reservation::Existing(Box::new(record.clone())));
                 }
                 sqlx::query(RECLAIM)
                     .bind(fingerprint.0.as_str())
-                    .bind(codec::millis(now))
+                    .bind(now)
+                    .bind(uuid_of(appointment))
                     .bind(key.as_str())
                     .execute(&mut *tx)
                     .await
@@ -134,7 +90,8 @@ impl MySqlIdempotencyStore {
                 let claimed = sqlx::query(CLAIM)
                     .bind(key.as_str())
                     .bind(fingerprint.0.as_str())
-                    .bind(codec::millis(now))
+                    .bind(now)
+                    .bind(uuid_of(appointment))
                     .execute(&mut *tx)
                     .await;
                 match claimed {
@@ -153,7 +110,9 @@ impl MySqlIdempotencyStore {
             }
         }
         tx.commit().await.context("committing a reservation")?;
-        Ok(Reservation::Reserved)
+        Ok(Reservation::Reserved {
+            replaced: replaced.map(Box::new),
+        })
     }
 }
 
@@ -163,12 +122,16 @@ impl IdempotencyStore for MySqlIdempotencyStore {
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
+        appointment: Option<AppointmentId>,
         now: Timestamp,
         ttl: SignedDuration,
         lease: SignedDuration,
     ) -> anyhow::Result<Reservation> {
+        // Compare at the stored precision, so the answer does not depend on
+        // whether `now` had a sub-millisecond part.
+        let now = Instant::of(now);
         retrying("reserving an idempotency key", || {
-            self.try_reserve(key, fingerprint, now, ttl, lease)
+            self.try_reserve(key, fingerprint, appointment, now, ttl, lease)
         })
         .await
     }

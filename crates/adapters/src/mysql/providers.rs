@@ -1,11 +1,12 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::ids::{ProviderId, Version};
-use cita_core::providers::{Provider, ProviderName, ProviderStore, ProviderWriteError};
+use cita_core::providers::{Provider, ProviderStore, ProviderWriteError};
 use sqlx::MySqlPool;
 
 use super::{MySqlDatabase, codec, is_duplicate_key};
 use crate::schedule_json;
+use crate::sql::rows::ProviderRow;
 
 /// Providers in a MySQL database. Each write is one statement that carries
 /// its own condition: a create is a plain `INSERT` whose duplicate key means
@@ -24,36 +25,6 @@ impl MySqlProviderStore {
         Self {
             pool: db.pool().clone(),
         }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ProviderRow {
-    id: String,
-    name: String,
-    country: String,
-    /// The whole [`Schedule`](cita_core::slots::Schedule) as the JSON of [`schedule_json`].
-    schedule: String,
-    version: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<ProviderRow> for Provider {
-    type Error = anyhow::Error;
-
-    fn try_from(r: ProviderRow) -> anyhow::Result<Self> {
-        let schedule = schedule_json::decode(&r.schedule, &r.id)?;
-        Ok(Provider {
-            id: codec::parse_provider_id(&r.id)?,
-            name: ProviderName::parse(&r.name)
-                .with_context(|| format!("provider {}: invalid name", r.id))?,
-            country: codec::parse_country(&r.country)?,
-            schedule,
-            version: codec::parse_version(r.version)?,
-            created_at: codec::instant(r.created_at)?,
-            updated_at: codec::instant(r.updated_at)?,
-        })
     }
 }
 

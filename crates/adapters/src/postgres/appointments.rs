@@ -413,12 +413,6 @@ impl PostgresAppointmentStore {
 
 #[async_trait]
 impl AppointmentStore for PostgresAppointmentStore {
-    /// The batch function applies the provider's current buffer (migration
-    /// `0006_insert_batch.sql`).
-    fn insert_checks_current_buffer(&self) -> bool {
-        true
-    }
-
     async fn insert(
         &self,
         appointment: &Appointment,

@@ -1,7 +1,7 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::ids::{ProviderId, Version};
-use cita_core::providers::{Provider, ProviderName, ProviderStore, ProviderWriteError};
+use cita_core::providers::{Provider, ProviderStore, ProviderWriteError};
 use sqlx::PgPool;
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use super::PostgresDatabase;
 use super::codec::{self, Instant};
 use super::provider_cache::ProviderCache;
 use crate::schedule_json;
+use crate::sql::rows::ProviderRow;
 
 /// Providers in PostgreSQL. Writes are single statements whose `WHERE`
 /// carries the version check (`ON CONFLICT DO NOTHING` for a create), so a
@@ -78,37 +79,6 @@ impl Drop for Dropping<'_> {
         if let Some(c) = self.cache {
             c.drop_one(self.id);
         }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ProviderRow {
-    id: String,
-    name: String,
-    country: String,
-    /// The whole [`Schedule`](cita_core::slots::Schedule) as the JSON of
-    /// [`schedule_json`], a `jsonb` column read back as text.
-    schedule: String,
-    version: i64,
-    created_at: Instant,
-    updated_at: Instant,
-}
-
-impl TryFrom<ProviderRow> for Provider {
-    type Error = anyhow::Error;
-
-    fn try_from(r: ProviderRow) -> anyhow::Result<Self> {
-        let schedule = schedule_json::decode(&r.schedule, &r.id)?;
-        Ok(Provider {
-            id: codec::parse_provider_id(&r.id)?,
-            name: ProviderName::parse(&r.name)
-                .with_context(|| format!("provider {}: invalid name", r.id))?,
-            country: codec::parse_country(&r.country)?,
-            schedule,
-            version: codec::parse_version(r.version)?,
-            created_at: codec::instant(r.created_at),
-            updated_at: codec::instant(r.updated_at),
-        })
     }
 }
 

@@ -226,11 +226,12 @@ pub(super) type SqliteQuery =
 /// The parameters of the batched writes ([`INSERT_IF_FREE`],
 /// [`UPDATE_IF_FREE`]), numbered as in their SQL: the row's columns (`?1` …
 /// `?14`), the two index bounds of the overlap checks (`?15`, `?16`), the
-/// event (`?17` … `?19`) and the expected version (`?20`).
+/// event (`?17` … `?19`), the expected version (`?20`) and the new start
+/// minus the new buffer (`?21`, for [`provider_free_for_booking!`]).
 pub(super) struct BatchParams {
     /// The appointment's id, as stored.
     pub(super) id: String,
-    values: [Value; 20],
+    values: [Value; 21],
 }
 
 /// One parameter value; cloned each time the SQL mentions it.
@@ -280,6 +281,9 @@ impl BatchParams {
                 Value::Text(envelope),
                 Value::Text(event_of),
                 Value::Int(expected.map(codec::version).transpose()?),
+                Value::Int(Some(codec::millis(
+                    appointment.start - appointment.buffer.duration(),
+                ))),
             ],
         })
     }
@@ -340,6 +344,14 @@ const PROVIDER_CLASH: &str = "SELECT 1 FROM appointments \
       AND start_at > ?2 AND start_at < ?4 AND hold_until > ?3 AND id <> ?5 \
     LIMIT 1";
 
+/// As [`PROVIDER_CLASH`], for a new booking: also an active appointment of
+/// the provider that starts before `?4` and ends after `?6` (the new start
+/// minus the new buffer), `Appointment::blocks_booking`'s rule.
+const PROVIDER_CLASH_FOR_BOOKING: &str = "SELECT 1 FROM appointments \
+    WHERE provider_id = ?1 AND status <> 'cancelled' \
+      AND start_at > ?2 AND start_at < ?4 AND (hold_until > ?3 OR end_at > ?6) AND id <> ?5 \
+    LIMIT 1";
+
 /// Another active appointment of the patient whose `[start_at, end_at)`
 /// meets `[?3, ?4)`. `?2` (= `?3` − the longest appointment) bounds the index range.
 const PATIENT_CLASH: &str = "SELECT 1 FROM appointments \
@@ -353,14 +365,38 @@ const STORED_VERSION: &str = "SELECT version FROM appointments WHERE id = ?1";
 /// condition over the parameters of [`Columns`] (`?1` id, `?2` provider,
 /// `?3` patient, `?5` start, `?6` end, `?8` hold until), with `?15` and
 /// `?16` bounding the index ranges as `?2` does in each of those queries.
+/// `$provider` is the provider's part ([`provider_free!`] or
+/// [`provider_free_for_booking!`]).
 macro_rules! free_of_clashes {
+    ($provider:expr) => {
+        concat!(
+            $provider,
+            " AND NOT EXISTS (SELECT 1 FROM appointments \
+            WHERE patient_id = ?3 AND status <> 'cancelled' \
+              AND start_at > ?16 AND start_at < ?6 AND end_at > ?5 AND id <> ?1)"
+        )
+    };
+}
+
+/// No other active appointment of the provider holds `[?5, ?8)`.
+macro_rules! provider_free {
     () => {
         "NOT EXISTS (SELECT 1 FROM appointments \
             WHERE provider_id = ?2 AND status <> 'cancelled' \
-              AND start_at > ?15 AND start_at < ?8 AND hold_until > ?5 AND id <> ?1) \
-         AND NOT EXISTS (SELECT 1 FROM appointments \
-            WHERE patient_id = ?3 AND status <> 'cancelled' \
-              AND start_at > ?16 AND start_at < ?6 AND end_at > ?5 AND id <> ?1)"
+              AND start_at > ?15 AND start_at < ?8 AND hold_until > ?5 AND id <> ?1)"
+    };
+}
+
+/// As [`provider_free!`], and no active appointment of the provider ends
+/// after `?21` (the new start minus the new buffer) while starting before
+/// the new hold's end: `Appointment::blocks_booking`, the rule of a new
+/// booking, with the provider's current buffer after earlier appointments.
+macro_rules! provider_free_for_booking {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM appointments \
+            WHERE provider_id = ?2 AND status <> 'cancelled' \
+              AND start_at > ?15 AND start_at < ?8 AND (hold_until > ?5 OR end_at > ?21) \
+              AND id <> ?1)"
     };
 }
 
@@ -383,7 +419,7 @@ macro_rules! insert_if_free {
                 (id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, \
                  hold_until, status, version, notes, cancel_reason, created_at, updated_at) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 WHERE ",
-            free_of_clashes!(),
+            free_of_clashes!(provider_free_for_booking!()),
             " RETURNING id"
         )
     };
@@ -405,7 +441,7 @@ macro_rules! update_if_free {
                 (status <> 'cancelled' AND provider_id = ?2 AND patient_id = ?3 \
                  AND start_at = ?5 AND end_at = ?6 AND hold_until = ?8) \
                 OR (",
-            free_of_clashes!(),
+            free_of_clashes!(provider_free!()),
             ")) RETURNING 1"
         )
     };
@@ -486,26 +522,32 @@ const BACKLOG: &str = "SELECT COUNT(*) AS pending, \
     (SELECT created_at FROM outbox ORDER BY seq LIMIT 1) AS oldest FROM outbox";
 
 /// Refuses `a` if it would overlap another active appointment: its provider
-/// first (buffers included), then its patient. Inactive appointments hold
-/// no time and are never refused.
+/// first (buffers included; for a new booking, `Appointment::blocks_booking`),
+/// then its patient. Inactive appointments hold no time and are never refused.
 async fn clash(
     conn: &mut SqliteConnection,
     a: &Appointment,
+    new_booking: bool,
 ) -> anyhow::Result<Option<AppointmentWriteError>> {
     if !a.status.is_active() {
         return Ok(None);
     }
     let id = codec::appointment_id(a.id);
     let (start, hold_end) = a.provider_hold();
-    let provider: Option<i64> = sqlx::query_scalar(PROVIDER_CLASH)
-        .bind(a.provider_id.as_str())
-        .bind(codec::millis(start - MAX_HOLD))
-        .bind(codec::millis(start))
-        .bind(codec::millis(hold_end))
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await
-        .context("checking the provider's appointments")?;
+    let provider: Option<i64> = sqlx::query_scalar(if new_booking {
+        PROVIDER_CLASH_FOR_BOOKING
+    } else {
+        PROVIDER_CLASH
+    })
+    .bind(a.provider_id.as_str())
+    .bind(codec::millis(start - MAX_HOLD))
+    .bind(codec::millis(start))
+    .bind(codec::millis(hold_end))
+    .bind(&id)
+    .bind(codec::millis(start - a.buffer.duration()))
+    .fetch_optional(&mut *conn)
+    .await
+    .context("checking the provider's appointments")?;
     if provider.is_some() {
         return Ok(Some(AppointmentWriteError::SlotTaken));
     }
@@ -589,7 +631,7 @@ impl AppointmentStore for SqliteAppointmentStore {
         }
         let columns = Columns::of(appointment)?;
         let mut tx = self.db.begin_write().await?;
-        if let Some(refusal) = clash(tx.conn(), appointment).await? {
+        if let Some(refusal) = clash(tx.conn(), appointment, true).await? {
             tx.rollback().await?;
             return Err(refusal);
         }
@@ -621,7 +663,7 @@ impl AppointmentStore for SqliteAppointmentStore {
             tx.rollback().await?;
             return Err(AppointmentWriteError::VersionConflict);
         }
-        if let Some(refusal) = clash(tx.conn(), appointment).await? {
+        if let Some(refusal) = clash(tx.conn(), appointment, false).await? {
             tx.rollback().await?;
             return Err(refusal);
         }
@@ -783,6 +825,11 @@ mod tests {
                 "appointments_provider_active (provider_id=? AND start_at>? AND start_at<?)",
             ),
             (
+                PROVIDER_CLASH_FOR_BOOKING,
+                6,
+                "appointments_provider_active (provider_id=? AND start_at>? AND start_at<?)",
+            ),
+            (
                 PATIENT_CLASH,
                 5,
                 "appointments_patient_active (patient_id=? AND start_at>? AND start_at<?)",
@@ -812,8 +859,8 @@ mod tests {
             );
         }
         // The batched writes check overlaps through the same index ranges.
-        for sql in [insert_if_free!(), update_if_free!()] {
-            let plan = plan(&db, sql, 20).await;
+        for (sql, params) in [(insert_if_free!(), 21), (update_if_free!(), 20)] {
+            let plan = plan(&db, sql, params).await;
             for search in [
                 "SEARCH appointments USING INDEX appointments_provider_active \
                  (provider_id=? AND start_at>? AND start_at<?)",

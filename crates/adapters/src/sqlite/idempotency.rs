@@ -1,10 +1,13 @@
-use super::{SqliteDatabase, codec};
+use super::SqliteDatabase;
+use crate::sql::Instant;
+use crate::sql::rows::{IdempotencyRow, uuid_of};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::booking::{
-    Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyState, IdempotencyStore,
-    IdempotentOutcome, Reservation,
+    Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyStore, IdempotentOutcome,
+    Reservation,
 };
+use cita_core::ids::AppointmentId;
 use jiff::{SignedDuration, Timestamp};
 
 /// Idempotency records in a SQLite file. A reservation first tries to
@@ -24,63 +27,17 @@ impl SqliteIdempotencyStore {
     }
 }
 
-/// A row; `outcome` is NULL while the key is in progress.
-#[derive(sqlx::FromRow)]
-struct RecordRow {
-    key: String,
-    fingerprint: String,
-    outcome: Option<String>,
-    created_at: i64,
-}
+const SELECT: &str = "SELECT key AS idempotency_key, fingerprint, outcome, created_at, \
+    appointment_id FROM idempotency_keys WHERE key = ?1";
 
-impl TryFrom<RecordRow> for IdempotencyRecord {
-    type Error = anyhow::Error;
-
-    fn try_from(r: RecordRow) -> anyhow::Result<Self> {
-        let state = match r.outcome {
-            None => IdempotencyState::InProgress,
-            Some(json) => IdempotencyState::Done(
-                serde_json::from_str(&json)
-                    .with_context(|| format!("idempotency key {}: unreadable outcome", r.key))?,
-            ),
-        };
-        Ok(IdempotencyRecord {
-            key: IdempotencyKey::parse(&r.key)
-                .with_context(|| format!("stored idempotency key {:?} is invalid", r.key))?,
-            fingerprint: Fingerprint(r.fingerprint),
-            state,
-            created_at: codec::instant(r.created_at)?,
-        })
-    }
-}
-
-/// Whether a record no longer counts: answered `ttl` or more ago, or
-/// reserved `lease` or more ago without an answer (the in-memory store's
-/// rule; the contract suite pins both).
-fn expired(
-    record: &IdempotencyRecord,
-    now: Timestamp,
-    ttl: SignedDuration,
-    lease: SignedDuration,
-) -> bool {
-    let age = now.duration_since(record.created_at);
-    match record.state {
-        IdempotencyState::InProgress => age >= lease,
-        IdempotencyState::Done(_) => age >= ttl,
-    }
-}
-
-const SELECT: &str =
-    "SELECT key, fingerprint, outcome, created_at FROM idempotency_keys WHERE key = ?1";
-
-const CLAIM: &str = "INSERT INTO idempotency_keys (key, fingerprint, outcome, created_at) \
-    VALUES (?1, ?2, NULL, ?3) \
+const CLAIM: &str = "INSERT INTO idempotency_keys (key, fingerprint, outcome, created_at, appointment_id) \
+    VALUES (?1, ?2, NULL, ?3, ?4) \
     ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, outcome = NULL, \
-    created_at = excluded.created_at";
+    created_at = excluded.created_at, appointment_id = excluded.appointment_id";
 
 /// Claims a key nobody holds, returning a row if it did.
-const CLAIM_NEW: &str = "INSERT INTO idempotency_keys (key, fingerprint, outcome, created_at) \
-    VALUES (?1, ?2, NULL, ?3) ON CONFLICT (key) DO NOTHING RETURNING 1";
+const CLAIM_NEW: &str = "INSERT INTO idempotency_keys (key, fingerprint, outcome, created_at, appointment_id) \
+    VALUES (?1, ?2, NULL, ?3, ?4) ON CONFLICT (key) DO NOTHING RETURNING 1";
 
 const COMPLETE: &str = "UPDATE idempotency_keys SET outcome = ?2 WHERE key = ?1";
 
@@ -92,48 +49,53 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
+        appointment: Option<AppointmentId>,
         now: Timestamp,
         ttl: SignedDuration,
         lease: SignedDuration,
     ) -> anyhow::Result<Reservation> {
+        // Compare at the stored precision, so the answer does not depend on
+        // whether `now` had a sub-millisecond part.
+        let now = Instant::of(now);
         {
             let mut turn = self.db.write_turn().await?;
             let claimed = sqlx::query(CLAIM_NEW)
                 .bind(key.as_str())
                 .bind(fingerprint.0.as_str())
-                .bind(codec::millis(now))
+                .bind(now)
+                .bind(uuid_of(appointment))
                 .fetch_optional(turn.conn())
                 .await
                 .context("reserving an idempotency key")?;
             if claimed.is_some() {
-                return Ok(Reservation::Reserved);
+                return Ok(Reservation::Reserved { replaced: None });
             }
         }
         let mut tx = self.db.begin_write().await?;
-        let row: Option<RecordRow> = sqlx::query_as(SELECT)
+        let row: Option<IdempotencyRow> = sqlx::query_as(SELECT)
             .bind(key.as_str())
             .fetch_optional(tx.conn())
             .await
             .context("reading an idempotency key")?;
-        if let Some(row) = row {
-            let record = IdempotencyRecord::try_from(row)?;
-            // Compare with the stored precision, so the answer does not
-            // depend on whether `now` had a sub-millisecond part.
-            let now_ms = codec::instant(codec::millis(now))?;
-            if !expired(&record, now_ms, ttl, lease) {
-                tx.rollback().await?;
-                return Ok(Reservation::Existing(Box::new(record)));
-            }
+        let replaced = row.map(IdempotencyRecord::try_from).transpose()?;
+        if let Some(record) = replaced.as_ref()
+            && !record.is_expired(now.0, ttl, lease)
+        {
+            tx.rollback().await?;
+            return Ok(Reservation::Existing(Box::new(record.clone())));
         }
         sqlx::query(CLAIM)
             .bind(key.as_str())
             .bind(fingerprint.0.as_str())
-            .bind(codec::millis(now))
+            .bind(now)
+            .bind(uuid_of(appointment))
             .execute(tx.conn())
             .await
             .context("reserving an idempotency key")?;
         tx.commit().await.context("committing a reservation")?;
-        Ok(Reservation::Reserved)
+        Ok(Reservation::Reserved {
+            replaced: replaced.map(Box::new),
+        })
     }
 
     async fn complete(

@@ -1,9 +1,10 @@
 use super::{SqliteDatabase, codec};
 use crate::schedule_json;
+use crate::sql::rows::ProviderRow;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::ids::{ProviderId, Version};
-use cita_core::providers::{Provider, ProviderName, ProviderStore, ProviderWriteError};
+use cita_core::providers::{Provider, ProviderStore, ProviderWriteError};
 
 /// Providers in a SQLite file. Writes are single statements whose `WHERE`
 /// carries the version check (`ON CONFLICT DO NOTHING` for a create), so a
@@ -17,36 +18,6 @@ impl SqliteProviderStore {
     /// A store over `db`.
     pub fn new(db: &SqliteDatabase) -> Self {
         Self { db: db.clone() }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ProviderRow {
-    id: String,
-    name: String,
-    country: String,
-    /// The whole [`Schedule`](cita_core::slots::Schedule) as the JSON of [`schedule_json`].
-    schedule: String,
-    version: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<ProviderRow> for Provider {
-    type Error = anyhow::Error;
-
-    fn try_from(r: ProviderRow) -> anyhow::Result<Self> {
-        let schedule = schedule_json::decode(&r.schedule, &r.id)?;
-        Ok(Provider {
-            id: codec::parse_provider_id(&r.id)?,
-            name: ProviderName::parse(&r.name)
-                .with_context(|| format!("provider {}: invalid name", r.id))?,
-            country: codec::parse_country(&r.country)?,
-            schedule,
-            version: codec::parse_version(r.version)?,
-            created_at: codec::instant(r.created_at)?,
-            updated_at: codec::instant(r.updated_at)?,
-        })
     }
 }
 

@@ -256,10 +256,6 @@ impl SingleWriterAppointmentCache {
 
 #[async_trait]
 impl AppointmentStore for SingleWriterAppointmentCache {
-    fn insert_checks_current_buffer(&self) -> bool {
-        self.store.insert_checks_current_buffer()
-    }
-
     async fn insert(
         &self,
         appointment: &Appointment,

@@ -172,6 +172,20 @@ impl Appointment {
         a0 < b1 && b0 < a1
     }
 
+    /// Whether `self`, an active appointment of the provider, keeps `new`
+    /// from being booked: their provider holds overlap, or `new`'s buffer
+    /// (the provider's current one) put after `self`'s end too reaches
+    /// `new`'s start — `self.start < new.end + b` and
+    /// `new.start < self.end + max(self.buffer, b)`. The second part is the
+    /// rule availability shows when a provider's buffer has grown since
+    /// earlier bookings; every [`super::AppointmentStore::insert`] applies
+    /// the whole rule.
+    pub fn blocks_booking(&self, new: &Appointment) -> bool {
+        let buffer = new.buffer.duration();
+        self.provider_overlaps(new)
+            || (self.start < new.end + buffer && new.start < self.end + buffer)
+    }
+
     /// Whether two appointments' times clash for the patient (no buffers).
     pub fn patient_overlaps(&self, other: &Appointment) -> bool {
         self.start < other.end && other.start < self.end
@@ -308,5 +322,35 @@ mod tests {
         b.end = b.start + jiff::SignedDuration::from_mins(30);
         assert!(a.provider_overlaps(&b));
         assert!(!a.patient_overlaps(&b));
+    }
+
+    #[test]
+    fn a_booking_is_blocked_by_the_new_buffer_after_an_earlier_end() {
+        let mins = jiff::SignedDuration::from_mins;
+        let mut earlier = sample();
+        earlier.buffer = BufferMinutes::new(0).unwrap();
+        let at = |offset: i64, buffer: u32| {
+            let mut b = sample();
+            b.start = earlier.end + mins(offset);
+            b.end = b.start + mins(30);
+            b.buffer = BufferMinutes::new(buffer).unwrap();
+            b
+        };
+        // No overlap of the holds, but 15 minutes of new buffer after the
+        // earlier end reach a start 10 minutes later.
+        let near = at(10, 15);
+        assert!(!earlier.provider_overlaps(&near));
+        assert!(earlier.blocks_booking(&near));
+        // One buffer later is free; so is any start when the new buffer is 0.
+        assert!(!earlier.blocks_booking(&at(15, 15)));
+        assert!(!earlier.blocks_booking(&at(0, 0)));
+        // Before it, the new buffer runs into the earlier start.
+        let mut before = at(0, 15);
+        before.start = earlier.start - mins(40);
+        before.end = before.start + mins(30);
+        assert!(earlier.blocks_booking(&before));
+        // The earlier appointment's own buffer still counts.
+        earlier.buffer = BufferMinutes::new(20).unwrap();
+        assert!(earlier.blocks_booking(&at(15, 5)));
     }
 }

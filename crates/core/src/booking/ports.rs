@@ -95,23 +95,13 @@ impl AppointmentQuery {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait AppointmentStore: Send + Sync + 'static {
-    /// Whether [`insert`](Self::insert) also refuses, as `SlotTaken`, an
-    /// active appointment that an existing one of its provider blocks once
-    /// the *new* appointment's buffer (the provider's current one) is put
-    /// after the existing one's end too: `existing.start < new.end + b` and
-    /// `new.start < existing.end + b`, the rule availability shows when a
-    /// provider's buffer has grown since earlier bookings. When a store
-    /// does, the service books without reading the provider's appointments
-    /// first; otherwise it checks that rule itself before inserting. The
-    /// default is `false`.
-    fn insert_checks_current_buffer(&self) -> bool {
-        false
-    }
-
     /// Inserts a new appointment and its event.
     ///
     /// # Errors
-    /// [`AppointmentWriteError::SlotTaken`] on a provider overlap (checked
+    /// [`AppointmentWriteError::SlotTaken`] when an active appointment of the
+    /// provider [blocks the booking](Appointment::blocks_booking) — their
+    /// holds overlap, or the new appointment's buffer (the provider's current
+    /// one) put after the existing one's end reaches the new start (checked
     /// first), [`AppointmentWriteError::PatientBusy`] on a patient overlap,
     /// [`AppointmentWriteError::Unexpected`] for store failures. On any error
     /// neither the appointment nor the event is written.
@@ -301,13 +291,46 @@ pub struct IdempotencyRecord {
     pub state: IdempotencyState,
     /// When the key was first used.
     pub created_at: Timestamp,
+    /// The appointment the reserving request books, if it books one. Its
+    /// id is chosen before the key is reserved and stored with it, so a
+    /// retry after a crash between the booking's commit and its answer
+    /// being stored finds the appointment its first attempt made.
+    pub appointment: Option<AppointmentId>,
+}
+
+impl IdempotencyRecord {
+    /// Whether the record no longer counts: answered `ttl` or more before
+    /// `now`, or reserved `lease` or more before `now` without an answer.
+    /// Every [`IdempotencyStore`] applies this rule (the contract suite pins
+    /// both edges); a store comparing at millisecond precision passes `now`
+    /// floored to its precision.
+    pub fn is_expired(&self, now: Timestamp, ttl: SignedDuration, lease: SignedDuration) -> bool {
+        let age = now.duration_since(self.created_at);
+        match self.state {
+            IdempotencyState::InProgress => age >= lease,
+            IdempotencyState::Done(_) => age >= ttl,
+        }
+    }
+
+    /// The appointment an abandoned attempt of the same request (same
+    /// `fingerprint`, never answered) may have booked: the one a retry must
+    /// look for before booking again.
+    pub fn unanswered_booking(&self, fingerprint: &Fingerprint) -> Option<AppointmentId> {
+        match self.state {
+            IdempotencyState::InProgress if self.fingerprint == *fingerprint => self.appointment,
+            _ => None,
+        }
+    }
 }
 
 /// The result of trying to reserve a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     /// The key was free (or expired) and is now held by the caller.
-    Reserved,
+    Reserved {
+        /// The expired record the reservation replaced, as it was, if any.
+        replaced: Option<Box<IdempotencyRecord>>,
+    },
     /// The key is in use; here is what is known of it.
     Existing(Box<IdempotencyRecord>),
 }
@@ -316,10 +339,11 @@ pub enum Reservation {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + 'static {
-    /// Reserves `key` for a request with `fingerprint`, atomically: of many
-    /// concurrent callers exactly one gets [`Reservation::Reserved`]. A record
-    /// answered more than `ttl` before `now`, or left in progress more than
-    /// `lease` before `now`, counts as absent and is replaced.
+    /// Reserves `key` for a request with `fingerprint` that will book
+    /// `appointment` (if it books one), atomically: of many concurrent
+    /// callers exactly one gets [`Reservation::Reserved`]. A record that
+    /// [`is_expired`](IdempotencyRecord::is_expired) counts as absent and is
+    /// replaced; the reservation then returns it as it was (`replaced`).
     ///
     /// # Errors
     /// Store failures.
@@ -327,6 +351,7 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
+        appointment: Option<AppointmentId>,
         now: Timestamp,
         ttl: SignedDuration,
         lease: SignedDuration,

@@ -88,10 +88,14 @@ impl BookingService {
     /// With an idempotency key, the answer (success or refusal, never a
     /// failure) is remembered and replayed.
     pub async fn book(&self, request: BookRequest) -> BookReply {
+        // The id is chosen before the key is reserved and stored with it: a
+        // retry of a request whose answer was lost (a crash between the
+        // booking's commit and the key's completion) finds the appointment.
+        let id = AppointmentId::new();
         match request.idempotency.clone() {
-            None => BookReply::fresh(self.book_once(&request).await),
+            None => BookReply::fresh(self.book_once(&request, id).await),
             Some((key, fingerprint)) => {
-                self.idempotent(&key, &fingerprint, self.book_once(&request))
+                self.idempotent(&key, &fingerprint, Some(id), self.book_once(&request, id))
                     .await
             }
         }
@@ -106,15 +110,19 @@ impl BookingService {
         fingerprint: &Fingerprint,
         errors: Vec<FieldError>,
     ) -> BookReply {
-        self.idempotent(key, fingerprint, async { Err(BookError::Invalid(errors)) })
-            .await
+        self.idempotent(key, fingerprint, None, async {
+            Err(BookError::Invalid(errors))
+        })
+        .await
     }
 
-    /// Runs `work` at most once per (key, fingerprint) within the TTL.
+    /// Runs `work` (which books `appointment`, if given) at most once per
+    /// (key, fingerprint) within the TTL.
     async fn idempotent(
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
+        appointment: Option<AppointmentId>,
         work: impl Future<Output = Result<AppointmentSnapshot, BookError>>,
     ) -> BookReply {
         let mut waited = jiff::SignedDuration::ZERO;
@@ -124,31 +132,51 @@ impl BookingService {
                 .reserve(
                     key,
                     fingerprint,
+                    appointment,
                     self.clock.now(),
                     self.settings.idempotency_ttl,
                     self.settings.idempotency_lease,
                 )
                 .await;
-            match reservation {
+            let unanswered = match reservation {
                 Err(e) => return BookReply::fresh(Err(e.into())),
-                Ok(Reservation::Reserved) => break,
+                Ok(Reservation::Reserved { replaced }) => {
+                    // An attempt of this request that was never answered
+                    // may have booked before it was abandoned.
+                    match replaced.and_then(|r| r.unanswered_booking(fingerprint)) {
+                        None => break,
+                        Some(id) => match self.booked_earlier(key, id).await {
+                            Ok(Some(reply)) => return reply,
+                            Ok(None) => break,
+                            Err(e) => return self.failed(key, e).await,
+                        },
+                    }
+                }
                 Ok(Reservation::Existing(record)) if record.fingerprint != *fingerprint => {
                     return BookReply::fresh(Err(BookError::IdempotencyKeyReused));
                 }
                 Ok(Reservation::Existing(record)) => match record.state {
                     IdempotencyState::Done(outcome) => return BookReply::replay(&outcome),
-                    IdempotencyState::InProgress if waited < self.settings.idempotency_wait => {
-                        self.clock.sleep(POLL).await;
-                        waited += POLL;
-                    }
-                    IdempotencyState::InProgress => {
-                        return BookReply::fresh(Err(anyhow::anyhow!(
-                            "a request with this idempotency key is still in progress"
-                        )
-                        .into()));
-                    }
+                    IdempotencyState::InProgress => record.appointment,
                 },
+            };
+            // The same request is in progress, or was, and not answered:
+            // its appointment, if it exists, is the answer.
+            if let Some(id) = unanswered {
+                match self.booked_earlier(key, id).await {
+                    Ok(Some(reply)) => return reply,
+                    Ok(None) => {}
+                    Err(e) => return BookReply::fresh(Err(e.into())),
+                }
             }
+            if waited >= self.settings.idempotency_wait {
+                return BookReply::fresh(Err(anyhow::anyhow!(
+                    "a request with this idempotency key is still in progress"
+                )
+                .into()));
+            }
+            self.clock.sleep(POLL).await;
+            waited += POLL;
         }
         let outcome = work.await;
         let remembered = match &outcome {
@@ -165,14 +193,46 @@ impl BookingService {
         };
         if let Err(e) = stored {
             // The answer stands even if the key could not be updated: the
-            // reservation then lapses after its lease, and a retry runs again
-            // and meets the store's own checks (slot taken / patient busy).
+            // reservation then lapses after its lease, and a retry finds the
+            // appointment booked under the key (or books, if there is none).
             self.observer.idempotency_unavailable(&e);
         }
         BookReply::fresh(outcome)
     }
 
-    async fn book_once(&self, request: &BookRequest) -> Result<AppointmentSnapshot, BookError> {
+    /// If an earlier attempt under `key` booked appointment `id`, remembers
+    /// and replays that booking.
+    async fn booked_earlier(
+        &self,
+        key: &IdempotencyKey,
+        id: AppointmentId,
+    ) -> anyhow::Result<Option<BookReply>> {
+        let Some(appointment) = self.appointments.get(id).await? else {
+            return Ok(None);
+        };
+        let outcome = IdempotentOutcome::Booked {
+            appointment: AppointmentSnapshot::from(&appointment),
+        };
+        if let Err(e) = self.idempotency.complete(key, &outcome).await {
+            self.observer.idempotency_unavailable(&e);
+        }
+        Ok(Some(BookReply::replay(&outcome)))
+    }
+
+    /// Answers a failure while this request holds `key`, releasing it so a
+    /// retry runs again.
+    async fn failed(&self, key: &IdempotencyKey, error: anyhow::Error) -> BookReply {
+        if let Err(e) = self.idempotency.release(key).await {
+            self.observer.idempotency_unavailable(&e);
+        }
+        BookReply::fresh(Err(error.into()))
+    }
+
+    async fn book_once(
+        &self,
+        request: &BookRequest,
+        id: AppointmentId,
+    ) -> Result<AppointmentSnapshot, BookError> {
         let provider = self
             .providers
             .get(&request.provider_id)
@@ -204,19 +264,11 @@ impl BookingService {
 
         let lock = self.lock_slot(&provider.id, slot.start).await;
         let result = async {
-            // The store refuses overlaps itself; this read adds the rule of
-            // the provider's current buffer, unless the store applies it in
-            // the insert too (one read fewer per booking).
-            let buffer = schedule.buffer.duration();
-            if !self.appointments.insert_checks_current_buffer()
-                && self
-                    .provider_busy(&provider.id, slot.start, slot.end, buffer, None)
-                    .await?
-            {
-                return Err(BookError::SlotTaken);
-            }
+            // The store refuses every overlap itself, the provider's current
+            // buffer after earlier appointments included
+            // (`Appointment::blocks_booking`): nothing to read first.
             let appointment = Appointment {
-                id: AppointmentId::new(),
+                id,
                 provider_id: provider.id.clone(),
                 patient_id: request.patient_id.clone(),
                 country: provider.country,

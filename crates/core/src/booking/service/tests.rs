@@ -204,8 +204,6 @@ struct Ports {
     settings: BookingSettings,
     observer: Arc<Recorder>,
     sleeps: Arc<AtomicUsize>,
-    /// What the appointment store answers to `insert_checks_current_buffer`.
-    store_checks_buffer: bool,
 }
 
 impl Ports {
@@ -218,7 +216,6 @@ impl Ports {
             settings: BookingSettings::default(),
             observer: Arc::new(Recorder::default()),
             sleeps: Arc::new(AtomicUsize::new(0)),
-            store_checks_buffer: false,
         }
     }
 
@@ -237,10 +234,7 @@ impl Ports {
             .returning(|_, _, _| Ok(Vec::new()));
     }
 
-    fn service(mut self) -> BookingService {
-        self.appointments
-            .expect_insert_checks_current_buffer()
-            .return_const(self.store_checks_buffer);
+    fn service(self) -> BookingService {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(now());
         let sleeps = Arc::clone(&self.sleeps);
@@ -281,13 +275,13 @@ async fn book_insert_failure_is_unexpected_and_releases_the_idempotency_key() {
         .idempotency
         .expect_reserve()
         .times(1)
-        .withf(move |key, fp, at, ttl, _| {
+        .withf(move |key, fp, _, at, ttl, _| {
             key.as_str() == "k-insert-fails"
                 && *fp == fingerprint
                 && *at == now()
                 && *ttl == SignedDuration::from_hours(24)
         })
-        .returning(|_, _, _, _, _| Ok(Reservation::Reserved));
+        .returning(|_, _, _, _, _, _| Ok(Reservation::Reserved { replaced: None }));
     // A 5xx is never remembered: the key is released, not completed.
     ports.idempotency.expect_complete().times(0);
     ports
@@ -733,11 +727,6 @@ async fn lock_outage_books_through_the_store_and_tells_the_observer() {
     ports.provider_found();
     ports
         .appointments
-        .expect_active_in_range()
-        .times(1)
-        .returning(|_, _, _| Ok(Vec::new()));
-    ports
-        .appointments
         .expect_insert()
         .times(1)
         .withf(|a, event| {
@@ -821,15 +810,7 @@ async fn lock_is_released_with_the_token_that_took_it_after_booking() {
     });
     ports.lock = Some(lock);
     ports.provider_found();
-    let j = Arc::clone(&journal);
-    ports
-        .appointments
-        .expect_active_in_range()
-        .times(1)
-        .returning(move |_, _, _| {
-            j.lock().expect("not poisoned").push("check");
-            Ok(Vec::new())
-        });
+    ports.appointments.expect_active_in_range().times(0);
     let j = Arc::clone(&journal);
     ports
         .appointments
@@ -846,7 +827,7 @@ async fn lock_is_released_with_the_token_that_took_it_after_booking() {
     assert!(reply.outcome.is_ok(), "{:?}", reply.outcome);
     assert_eq!(
         *journal.lock().expect("not poisoned"),
-        vec!["acquire", "check", "insert", "release"]
+        vec!["acquire", "insert", "release"]
     );
     let taken = taken.lock().expect("not poisoned").clone();
     assert!(taken.is_some());
@@ -891,12 +872,13 @@ fn existing(ports: &mut Ports, fingerprint: Fingerprint, state: IdempotencyState
         .idempotency
         .expect_reserve()
         .times(1)
-        .returning(move |key, _, _, _, _| {
+        .returning(move |key, _, _, _, _, _| {
             Ok(Reservation::Existing(Box::new(IdempotencyRecord {
                 key: key.clone(),
                 fingerprint: fingerprint.clone(),
                 state: state.clone(),
                 created_at: now() - SignedDuration::from_hours(1),
+                appointment: None,
             })))
         });
     ports.idempotency.expect_complete().times(0);
@@ -994,7 +976,7 @@ async fn a_refusal_is_remembered_under_its_key() {
         .idempotency
         .expect_reserve()
         .times(1)
-        .returning(|_, _, _, _, _| Ok(Reservation::Reserved));
+        .returning(|_, _, _, _, _, _| Ok(Reservation::Reserved { replaced: None }));
     ports
         .idempotency
         .expect_complete()
@@ -1034,7 +1016,7 @@ async fn a_booking_is_remembered_under_its_key() {
         .idempotency
         .expect_reserve()
         .times(1)
-        .returning(|_, _, _, _, _| Ok(Reservation::Reserved));
+        .returning(|_, _, _, _, _, _| Ok(Reservation::Reserved { replaced: None }));
     let remembered: Arc<Mutex<Option<IdempotentOutcome>>> = Arc::default();
     let r = Arc::clone(&remembered);
     ports
@@ -1073,7 +1055,7 @@ async fn a_booking_stands_when_its_key_cannot_be_completed() {
         .idempotency
         .expect_reserve()
         .times(1)
-        .returning(|_, _, _, _, _| Ok(Reservation::Reserved));
+        .returning(|_, _, _, _, _, _| Ok(Reservation::Reserved { replaced: None }));
     ports
         .idempotency
         .expect_complete()
@@ -1094,12 +1076,199 @@ async fn a_booking_stands_when_its_key_cannot_be_completed() {
     assert!(observer.lock_outages().is_empty());
 }
 
-// ------------------------------------- stores that apply the current buffer
+// ------------------------------- retries after a crash lost the answer
+
+/// The record a crashed attempt of `request` left: reserved, never
+/// answered, for the appointment `id`.
+fn unanswered(request: &BookRequest, id: AppointmentId, age: SignedDuration) -> IdempotencyRecord {
+    let (key, fingerprint) = request.idempotency.clone().expect("a keyed request");
+    IdempotencyRecord {
+        key,
+        fingerprint,
+        state: IdempotencyState::InProgress,
+        created_at: now() - age,
+        appointment: Some(id),
+    }
+}
+
+/// The appointment store holds `appointment` (read by id only).
+fn stored(ports: &mut Ports, appointment: &Appointment) {
+    let a = appointment.clone();
+    ports
+        .appointments
+        .expect_get()
+        .withf(move |id| *id == a.id)
+        .times(1)
+        .return_once(move |_| Ok(Some(a)));
+}
 
 #[tokio::test]
-async fn book_reads_no_appointments_when_the_store_applies_the_current_buffer() {
+async fn a_retry_within_the_lease_replays_the_booking_a_crash_left_unanswered() {
     let mut ports = Ports::new();
-    ports.store_checks_buffer = true;
+    let request = keyed(request(), "k-crash-in-lease");
+    let earlier = booked();
+    let record = unanswered(&request, earlier.id, SignedDuration::from_secs(2));
+    ports
+        .idempotency
+        .expect_reserve()
+        .times(1)
+        .return_once(move |_, _, _, _, _, _| Ok(Reservation::Existing(Box::new(record))));
+    stored(&mut ports, &earlier);
+    let expected = IdempotentOutcome::Booked {
+        appointment: AppointmentSnapshot::from(&earlier),
+    };
+    let remembered = expected.clone();
+    ports
+        .idempotency
+        .expect_complete()
+        .times(1)
+        .withf(move |key, outcome| key.as_str() == "k-crash-in-lease" && *outcome == remembered)
+        .returning(|_, _| Ok(()));
+    no_booking_attempted(&mut ports);
+    let sleeps = Arc::clone(&ports.sleeps);
+    let service = ports.service();
+
+    let reply = service.book(request).await;
+
+    assert!(reply.replayed);
+    assert_eq!(
+        reply.outcome.expect("the earlier booking"),
+        AppointmentSnapshot::from(&earlier)
+    );
+    assert_eq!(sleeps.load(Ordering::SeqCst), 0, "nothing to wait for");
+}
+
+#[tokio::test]
+async fn a_retry_after_the_lease_replays_the_booking_a_crash_left_unanswered() {
+    let mut ports = Ports::new();
+    let request = keyed(request(), "k-crash-after-lease");
+    let earlier = booked();
+    let record = unanswered(&request, earlier.id, SignedDuration::from_secs(60));
+    ports
+        .idempotency
+        .expect_reserve()
+        .times(1)
+        .return_once(move |_, _, _, _, _, _| {
+            Ok(Reservation::Reserved {
+                replaced: Some(Box::new(record)),
+            })
+        });
+    stored(&mut ports, &earlier);
+    ports
+        .idempotency
+        .expect_complete()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    ports.idempotency.expect_release().times(0);
+    no_booking_attempted(&mut ports);
+    let service = ports.service();
+
+    let reply = service.book(request).await;
+
+    assert!(reply.replayed);
+    assert_eq!(reply.outcome.expect("the earlier booking").id, earlier.id);
+}
+
+#[tokio::test]
+async fn a_retry_books_when_the_abandoned_attempt_booked_nothing() {
+    let mut ports = Ports::new();
+    let request = keyed(request(), "k-crash-before-insert");
+    let never = AppointmentId::new();
+    let record = unanswered(&request, never, SignedDuration::from_secs(60));
+    let reserved_id: Arc<Mutex<Option<AppointmentId>>> = Arc::default();
+    let r = Arc::clone(&reserved_id);
+    ports
+        .idempotency
+        .expect_reserve()
+        .times(1)
+        .return_once(move |_, _, id, _, _, _| {
+            *r.lock().expect("not poisoned") = id;
+            Ok(Reservation::Reserved {
+                replaced: Some(Box::new(record)),
+            })
+        });
+    ports
+        .appointments
+        .expect_get()
+        .withf(move |id| *id == never)
+        .times(1)
+        .returning(|_| Ok(None));
+    ports.provider_found();
+    ports.no_appointments_in_range();
+    let inserted: Arc<Mutex<Option<AppointmentId>>> = Arc::default();
+    let i = Arc::clone(&inserted);
+    ports
+        .appointments
+        .expect_insert()
+        .times(1)
+        .returning(move |a, _| {
+            *i.lock().expect("not poisoned") = Some(a.id);
+            Ok(())
+        });
+    ports
+        .idempotency
+        .expect_complete()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let service = ports.service();
+
+    let reply = service.book(request).await;
+
+    assert!(!reply.replayed);
+    let booked = reply.outcome.expect("booked anew");
+    assert_eq!(Some(booked.id), *inserted.lock().expect("not poisoned"));
+    assert_eq!(
+        Some(booked.id),
+        *reserved_id.lock().expect("not poisoned"),
+        "the appointment has the id its reservation named"
+    );
+}
+
+#[tokio::test]
+async fn another_request_under_an_abandoned_key_does_not_take_its_booking() {
+    let mut ports = Ports::new();
+    let request = keyed(request(), "k-crash-other-body");
+    let mut record = unanswered(
+        &request,
+        AppointmentId::new(),
+        SignedDuration::from_secs(60),
+    );
+    record.fingerprint = Fingerprint("another body".to_owned());
+    ports
+        .idempotency
+        .expect_reserve()
+        .times(1)
+        .return_once(move |_, _, _, _, _, _| {
+            Ok(Reservation::Reserved {
+                replaced: Some(Box::new(record)),
+            })
+        });
+    ports.appointments.expect_get().times(0);
+    ports.provider_found();
+    ports.no_appointments_in_range();
+    ports
+        .appointments
+        .expect_insert()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    ports
+        .idempotency
+        .expect_complete()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let service = ports.service();
+
+    let reply = service.book(request).await;
+
+    assert!(!reply.replayed);
+    assert!(reply.outcome.is_ok(), "{:?}", reply.outcome);
+}
+
+// ------------------------------------------------- overlaps are the store's
+
+#[tokio::test]
+async fn book_reads_no_appointments_and_leaves_overlaps_to_the_store() {
+    let mut ports = Ports::new();
     ports.provider_found();
     ports.appointments.expect_active_in_range().times(0);
     ports
@@ -1116,9 +1285,8 @@ async fn book_reads_no_appointments_when_the_store_applies_the_current_buffer() 
 }
 
 #[tokio::test]
-async fn book_takes_the_stores_refusal_when_it_applies_the_current_buffer() {
+async fn book_answers_the_stores_refusal() {
     let mut ports = Ports::new();
-    ports.store_checks_buffer = true;
     ports.provider_found();
     ports.appointments.expect_active_in_range().times(0);
     ports
