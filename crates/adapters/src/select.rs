@@ -164,8 +164,14 @@ pub async fn load_aws_config(endpoint_url: Option<&str>) -> aws_config::SdkConfi
     loader.load().await
 }
 
-fn missing(feature: &str) -> anyhow::Error {
-    anyhow::anyhow!("this build of Cita has no {feature} support (cargo feature `{feature}`)")
+/// The error for a configuration that needs an adapter this build lacks,
+/// naming the cargo feature and the `full` build that has every adapter.
+pub fn missing_feature(feature: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "this build of Cita has no {feature} support: build it with the cargo feature \
+         `{feature}`, or `full` for every store and broker \
+         (`cargo run --release -p cita-http --features full`)"
+    )
 }
 
 /// `Pingable` by the type's own inherent `ping`.
@@ -283,7 +289,7 @@ pub async fn open_primary(
             ))
         }
         #[allow(unreachable_patterns)]
-        other => Err(missing(feature_of(other))),
+        other => Err(missing_feature(feature_of(other))),
     }
 }
 
@@ -386,7 +392,7 @@ pub async fn open_country(
             Ok((Arc::new(MySqlCountryStore::new(&db)), Ping::boxed(name, db)))
         }
         #[allow(unreachable_patterns)]
-        other => Err(missing(feature_of(other))),
+        other => Err(missing_feature(feature_of(other))),
     }
 }
 
@@ -411,7 +417,7 @@ pub fn open_lock(url: &str) -> anyhow::Result<(Arc<dyn SlotLock>, Arc<dyn Readin
             Ok((lock.clone(), Ping::boxed("slot-lock", lock)))
         }
         #[cfg(not(feature = "redis"))]
-        Some("redis" | "rediss") => Err(missing("redis")),
+        Some("redis" | "rediss") => Err(missing_feature("redis")),
         _ => anyhow::bail!("unknown lock URL scheme (known: redis://, rediss://)"),
     }
 }

@@ -29,6 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+#[cfg(feature = "aws")]
 use cita_adapters::aws::{SnsEventPublisher, Topology};
 use cita_adapters::clock::SystemClock;
 use cita_adapters::inline::InlinePipeline;
@@ -157,9 +158,7 @@ impl System {
             });
         let aws = match aws {
             Some(aws) => Some(aws),
-            None if needs_aws => {
-                Some(select::load_aws_config(config.aws_endpoint_url.as_deref()).await)
-            }
+            None if needs_aws => Some(load_aws_config(config).await?),
             None => None,
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -215,18 +214,9 @@ impl System {
 
         if config.broker == Broker::Aws {
             let pipeline = if config.relay {
-                let sdk = aws
-                    .as_ref()
-                    .context("the AWS configuration is loaded for broker = aws")?;
-                let topology = Topology::for_router(config.aws_prefix.clone(), &router)?;
-                let publisher = SnsEventPublisher::from_topology(sdk, &topology)
-                    .await
-                    .context(
-                        "finding the SNS topic (run `cita-worker provision` once to create it)",
-                    )?;
                 Background::Relay(RelayWorker::new(
                     Arc::clone(&primary.outbox),
-                    Arc::new(publisher),
+                    sns_relay(config, aws.as_ref(), &router).await?,
                 ))
             } else {
                 Background::Nothing
@@ -277,6 +267,41 @@ impl System {
             data_lock: primary.data_lock,
         })
     }
+}
+
+/// The AWS configuration from the standard sources and `aws_endpoint_url`.
+#[cfg(any(feature = "dynamodb", feature = "aws"))]
+async fn load_aws_config(config: &Config) -> anyhow::Result<AwsConfig> {
+    Ok(select::load_aws_config(config.aws_endpoint_url.as_deref()).await)
+}
+
+#[cfg(not(any(feature = "dynamodb", feature = "aws")))]
+async fn load_aws_config(_: &Config) -> anyhow::Result<AwsConfig> {
+    Err(select::missing_feature("aws"))
+}
+
+/// The publisher of `broker = aws`: the SNS topic of the topology.
+#[cfg(feature = "aws")]
+async fn sns_relay(
+    config: &Config,
+    aws: Option<&AwsConfig>,
+    router: &cita_core::routing::CountryRouter,
+) -> anyhow::Result<Arc<dyn cita_core::events::EventPublisher>> {
+    let sdk = aws.context("the AWS configuration is loaded for broker = aws")?;
+    let topology = Topology::for_router(config.aws_prefix.clone(), router)?;
+    let publisher = SnsEventPublisher::from_topology(sdk, &topology)
+        .await
+        .context("finding the SNS topic (run `cita-worker provision` once to create it)")?;
+    Ok(Arc::new(publisher))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn sns_relay(
+    _: &Config,
+    _: Option<&AwsConfig>,
+    _: &cita_core::routing::CountryRouter,
+) -> anyhow::Result<Arc<dyn cita_core::events::EventPublisher>> {
+    Err(select::missing_feature("aws"))
 }
 
 /// Embedded mode's primary store: `{dir}/cita.db`, this process its only
