@@ -1,8 +1,6 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
-use cita_core::booking::{
-    Appointment, AppointmentQuery, AppointmentStore, AppointmentWriteError, CancelReason, Notes,
-};
+use cita_core::booking::{Appointment, AppointmentQuery, AppointmentStore, AppointmentWriteError};
 use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
 use cita_core::ids::{AppointmentId, EventId, ProviderId, Version};
 use cita_core::slots::{BufferMinutes, MAX_APPOINTMENT};
@@ -10,6 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use sqlx::{MySql, MySqlConnection, MySqlPool, Transaction};
 
 use super::{MySqlDatabase, codec, retrying};
+use crate::sql::rows::{AppointmentRow, appointment_columns};
 
 /// Appointments and their outbox in a MySQL / MariaDB database.
 ///
@@ -82,66 +81,6 @@ impl MySqlAppointmentStore {
 /// The longest time one appointment can hold its provider.
 const MAX_HOLD: SignedDuration =
     SignedDuration::from_secs(MAX_APPOINTMENT.as_secs() + BufferMinutes::MAX as i64 * 60);
-
-/// The columns every read selects, in [`AppointmentRow`]'s order.
-macro_rules! columns {
-    () => {
-        "id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, status, \
-         version, notes, cancel_reason, created_at, updated_at"
-    };
-}
-
-#[derive(sqlx::FromRow)]
-struct AppointmentRow {
-    id: String,
-    provider_id: String,
-    patient_id: String,
-    country: String,
-    start_at: i64,
-    end_at: i64,
-    buffer_minutes: i32,
-    status: String,
-    version: i64,
-    notes: Option<String>,
-    cancel_reason: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<AppointmentRow> for Appointment {
-    type Error = anyhow::Error;
-
-    fn try_from(r: AppointmentRow) -> anyhow::Result<Self> {
-        let id = codec::parse_appointment_id(&r.id)?;
-        let buffer = u32::try_from(r.buffer_minutes)
-            .ok()
-            .and_then(|b| BufferMinutes::new(b).ok())
-            .with_context(|| format!("appointment {id}: invalid buffer {}", r.buffer_minutes))?;
-        Ok(Appointment {
-            id,
-            provider_id: codec::parse_provider_id(&r.provider_id)?,
-            patient_id: codec::parse_patient_id(&r.patient_id)?,
-            country: codec::parse_country(&r.country)?,
-            start: codec::instant(r.start_at)?,
-            end: codec::instant(r.end_at)?,
-            buffer,
-            status: codec::parse_status(&r.status)?,
-            version: codec::parse_version(r.version)?,
-            notes: r
-                .notes
-                .map(|n| Notes::parse(&n))
-                .transpose()
-                .with_context(|| format!("appointment {id}: invalid notes"))?,
-            cancel_reason: r
-                .cancel_reason
-                .map(|c| CancelReason::parse(&c))
-                .transpose()
-                .with_context(|| format!("appointment {id}: invalid cancel reason"))?,
-            created_at: codec::instant(r.created_at)?,
-            updated_at: codec::instant(r.updated_at)?,
-        })
-    }
-}
 
 /// An appointment encoded for its row.
 struct Columns {
@@ -275,7 +214,11 @@ const LOCK_VERSION: &str = "SELECT version FROM appointments WHERE id = ? FOR UP
 const INSERT_EVENT: &str = "INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
     VALUES (?, ?, ?, ?)";
 
-const GET: &str = concat!("SELECT ", columns!(), " FROM appointments WHERE id = ?");
+const GET: &str = concat!(
+    "SELECT ",
+    appointment_columns!(),
+    " FROM appointments WHERE id = ?"
+);
 
 /// Listing filters, all bound so the SQL stays static. `from` and `after`
 /// are one lower bound: "start ≥ from" is the position `(from, '')` (every
@@ -289,7 +232,7 @@ macro_rules! list_sql {
     ($owner:literal) => {
         concat!(
             "SELECT ",
-            columns!(),
+            appointment_columns!(),
             " FROM appointments WHERE ",
             $owner,
             " AND (start_at > ? OR (start_at = ? AND id > ?)) AND start_at < ? \
@@ -312,7 +255,7 @@ const LIST_BY_PATIENT: &str = list_sql!("patient_id = ?");
 /// of active rows serves it.
 const ACTIVE_IN_RANGE: &str = concat!(
     "SELECT ",
-    columns!(),
+    appointment_columns!(),
     " FROM appointments \
     WHERE active_provider = ? AND start_at > ? AND start_at < ? AND end_at > ? \
     ORDER BY start_at"

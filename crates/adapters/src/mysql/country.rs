@@ -1,3 +1,4 @@
+use crate::sql::rows::SnapshotRow;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::country::{CountryStore, CountryWrite};
@@ -35,43 +36,6 @@ impl MySqlCountryStore {
         Self {
             pool: db.pool().clone(),
         }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SnapshotRow {
-    id: String,
-    provider_id: String,
-    patient_id: String,
-    country: String,
-    start_at: i64,
-    end_at: i64,
-    status: String,
-    version: i64,
-    notes: Option<String>,
-    cancel_reason: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<SnapshotRow> for AppointmentSnapshot {
-    type Error = anyhow::Error;
-
-    fn try_from(r: SnapshotRow) -> anyhow::Result<Self> {
-        Ok(AppointmentSnapshot {
-            id: codec::parse_appointment_id(&r.id)?,
-            provider_id: codec::parse_provider_id(&r.provider_id)?,
-            patient_id: codec::parse_patient_id(&r.patient_id)?,
-            country_iso: codec::parse_country(&r.country)?,
-            start: codec::instant(r.start_at)?,
-            end: codec::instant(r.end_at)?,
-            status: codec::parse_status(&r.status)?,
-            version: codec::parse_version(r.version)?,
-            notes: r.notes,
-            cancel_reason: r.cancel_reason,
-            created_at: codec::instant(r.created_at)?,
-            updated_at: codec::instant(r.updated_at)?,
-        })
     }
 }
 

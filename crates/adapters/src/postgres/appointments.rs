@@ -7,7 +7,7 @@ use cita_core::booking::{
 };
 use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
 use cita_core::ids::{AppointmentId, EventId, ProviderId, Version};
-use cita_core::slots::{BufferMinutes, MAX_APPOINTMENT};
+use cita_core::slots::MAX_APPOINTMENT;
 use jiff::Timestamp;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
@@ -16,6 +16,7 @@ use sqlx::{PgPool, Postgres};
 use super::codec::{self, Failure, Instant, Uuid};
 use super::group_commit::{self, Batched, InsertQueue};
 use super::{PostgresDatabase, WRITE_ATTEMPTS};
+use crate::sql::rows::{AppointmentRow, appointment_columns};
 
 /// Appointments and their outbox in PostgreSQL.
 ///
@@ -59,66 +60,6 @@ impl PostgresAppointmentStore {
 /// the lower bound of a listing without one.
 fn earliest() -> Timestamp {
     Timestamp::from_second(-210_866_803_200).expect("within jiff's range")
-}
-
-/// The columns every read selects, in [`AppointmentRow`]'s order.
-macro_rules! columns {
-    () => {
-        "id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, status, \
-         version, notes, cancel_reason, created_at, updated_at"
-    };
-}
-
-#[derive(sqlx::FromRow)]
-struct AppointmentRow {
-    id: Uuid,
-    provider_id: String,
-    patient_id: String,
-    country: String,
-    start_at: Instant,
-    end_at: Instant,
-    buffer_minutes: i32,
-    status: String,
-    version: i64,
-    notes: Option<String>,
-    cancel_reason: Option<String>,
-    created_at: Instant,
-    updated_at: Instant,
-}
-
-impl TryFrom<AppointmentRow> for Appointment {
-    type Error = anyhow::Error;
-
-    fn try_from(r: AppointmentRow) -> anyhow::Result<Self> {
-        let id = codec::parse_appointment_id(r.id)?;
-        let buffer = u32::try_from(r.buffer_minutes)
-            .ok()
-            .and_then(|b| BufferMinutes::new(b).ok())
-            .with_context(|| format!("appointment {id}: invalid buffer {}", r.buffer_minutes))?;
-        Ok(Appointment {
-            id,
-            provider_id: codec::parse_provider_id(&r.provider_id)?,
-            patient_id: codec::parse_patient_id(&r.patient_id)?,
-            country: codec::parse_country(&r.country)?,
-            start: codec::instant(r.start_at),
-            end: codec::instant(r.end_at),
-            buffer,
-            status: codec::parse_status(&r.status)?,
-            version: codec::parse_version(r.version)?,
-            notes: r
-                .notes
-                .map(|n| Notes::parse(&n))
-                .transpose()
-                .with_context(|| format!("appointment {id}: invalid notes"))?,
-            cancel_reason: r
-                .cancel_reason
-                .map(|c| CancelReason::parse(&c))
-                .transpose()
-                .with_context(|| format!("appointment {id}: invalid cancel reason"))?,
-            created_at: codec::instant(r.created_at),
-            updated_at: codec::instant(r.updated_at),
-        })
-    }
 }
 
 /// An appointment encoded for its row, in the parameter order of
@@ -278,7 +219,11 @@ const PROVIDER_CLASH: &str = "SELECT 1 FROM appointments \
       AND tstzrange(start_at, hold_until, '[)') && tstzrange($2, $3, '[)') AND id <> $4 \
     LIMIT 1";
 
-const GET: &str = concat!("SELECT ", columns!(), " FROM appointments WHERE id = $1");
+const GET: &str = concat!(
+    "SELECT ",
+    appointment_columns!(),
+    " FROM appointments WHERE id = $1"
+);
 
 /// Listing filters, all bound so the SQL stays static. `from` and `after`
 /// are one lower bound: "start ≥ from" is the position `(from, nil UUID)`
@@ -292,7 +237,7 @@ macro_rules! list_sql {
     ($owner:literal) => {
         concat!(
             "SELECT ",
-            columns!(),
+            appointment_columns!(),
             " FROM appointments WHERE ",
             $owner,
             " AND (start_at, id) > ($3, $4) AND start_at < $5 \
@@ -313,7 +258,7 @@ const LIST_BY_PATIENT: &str = list_sql!("patient_id = $2 AND $1::text IS NULL");
 /// index of active rows by `(provider_id, start_at)`.
 const ACTIVE_IN_RANGE: &str = concat!(
     "SELECT ",
-    columns!(),
+    appointment_columns!(),
     " FROM appointments \
     WHERE provider_id = $1 AND holds_time \
       AND start_at > $2 AND start_at < $4 AND end_at > $3 \

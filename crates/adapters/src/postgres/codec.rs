@@ -7,7 +7,6 @@
 //! relational value types of [`crate::sql`], which carries their
 //! PostgreSQL encodings.
 
-use anyhow::Context as _;
 use cita_core::booking::AppointmentWriteError;
 use cita_core::ids::{AppointmentId, EventId};
 use jiff::Timestamp;
@@ -17,9 +16,7 @@ pub(super) use crate::sql::{Instant, Uuid, version};
 // The SQL of the migrations (`holds_time`, which the partial exclusion
 // constraints and index use, is `status <> 'cancelled'`) spells out
 // `'cancelled'`; the test below keeps the two in step.
-pub(super) use crate::codec_common::{
-    parse_country, parse_patient_id, parse_provider_id, parse_status, parse_version, status,
-};
+pub(super) use crate::codec_common::status;
 
 /// The exclusion constraint on a provider's `[start_at, hold_until)`.
 pub(super) const PROVIDER_OVERLAP: &str = "appointments_provider_overlap";
@@ -39,12 +36,6 @@ pub(super) fn appointment_id(id: AppointmentId) -> Uuid {
 /// An event id as `uuid`.
 pub(super) fn event_id(id: EventId) -> Uuid {
     Uuid(id.as_uuid())
-}
-
-/// Reads an appointment id stored by [`appointment_id`].
-pub(super) fn parse_appointment_id(u: Uuid) -> anyhow::Result<AppointmentId> {
-    AppointmentId::from_uuid(u.0)
-        .with_context(|| format!("stored appointment id {} is invalid", u.0))
 }
 
 /// What a failed statement means for an appointment write.

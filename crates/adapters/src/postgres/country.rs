@@ -1,3 +1,4 @@
+use crate::sql::rows::SnapshotRow;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::country::{CountryStore, CountryWrite};
@@ -6,7 +7,7 @@ use cita_core::ids::AppointmentId;
 use sqlx::PgPool;
 
 use super::PostgresDatabase;
-use super::codec::{self, Instant, Uuid};
+use super::codec::{self, Instant};
 
 /// One country's appointment records in its own PostgreSQL database.
 ///
@@ -30,43 +31,6 @@ impl PostgresCountryStore {
         Self {
             pool: db.pool().clone(),
         }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SnapshotRow {
-    id: Uuid,
-    provider_id: String,
-    patient_id: String,
-    country: String,
-    start_at: Instant,
-    end_at: Instant,
-    status: String,
-    version: i64,
-    notes: Option<String>,
-    cancel_reason: Option<String>,
-    created_at: Instant,
-    updated_at: Instant,
-}
-
-impl TryFrom<SnapshotRow> for AppointmentSnapshot {
-    type Error = anyhow::Error;
-
-    fn try_from(r: SnapshotRow) -> anyhow::Result<Self> {
-        Ok(AppointmentSnapshot {
-            id: codec::parse_appointment_id(r.id)?,
-            provider_id: codec::parse_provider_id(&r.provider_id)?,
-            patient_id: codec::parse_patient_id(&r.patient_id)?,
-            country_iso: codec::parse_country(&r.country)?,
-            start: codec::instant(r.start_at),
-            end: codec::instant(r.end_at),
-            status: codec::parse_status(&r.status)?,
-            version: codec::parse_version(r.version)?,
-            notes: r.notes,
-            cancel_reason: r.cancel_reason,
-            created_at: codec::instant(r.created_at),
-            updated_at: codec::instant(r.updated_at),
-        })
     }
 }
 

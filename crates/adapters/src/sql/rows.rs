@@ -5,9 +5,14 @@
 //! `SELECT` (`schedule::text AS schedule`).
 
 use anyhow::Context as _;
-use cita_core::booking::{Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyState};
+use cita_core::booking::{
+    Appointment, CancelReason, Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyState,
+    Notes,
+};
+use cita_core::events::AppointmentSnapshot;
 use cita_core::ids::AppointmentId;
 use cita_core::providers::{Provider, ProviderName};
+use cita_core::slots::BufferMinutes;
 
 use super::{Instant, Uuid};
 use crate::{codec_common as codec, schedule_json};
@@ -86,4 +91,137 @@ impl TryFrom<IdempotencyRow> for IdempotencyRecord {
 /// An appointment id as its column value.
 pub(crate) fn uuid_of(id: Option<AppointmentId>) -> Option<Uuid> {
     id.map(|id| Uuid(id.as_uuid()))
+}
+
+/// The columns every appointment read selects, in [`AppointmentRow`]'s
+/// order (the row is decoded by position: looking each column up by name
+/// was a visible share of decoding a range).
+macro_rules! appointment_columns {
+    () => {
+        "id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, status, \
+         version, notes, cancel_reason, created_at, updated_at"
+    };
+}
+pub(crate) use appointment_columns;
+
+/// An appointment's row, as [`appointment_columns!`] selects it.
+pub(crate) struct AppointmentRow {
+    id: Uuid,
+    provider_id: String,
+    patient_id: String,
+    country: String,
+    start_at: Instant,
+    end_at: Instant,
+    buffer_minutes: i32,
+    status: String,
+    version: i64,
+    notes: Option<String>,
+    cancel_reason: Option<String>,
+    created_at: Instant,
+    updated_at: Instant,
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for AppointmentRow
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    Uuid: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Instant: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get(0)?,
+            provider_id: row.try_get(1)?,
+            patient_id: row.try_get(2)?,
+            country: row.try_get(3)?,
+            start_at: row.try_get(4)?,
+            end_at: row.try_get(5)?,
+            buffer_minutes: row.try_get(6)?,
+            status: row.try_get(7)?,
+            version: row.try_get(8)?,
+            notes: row.try_get(9)?,
+            cancel_reason: row.try_get(10)?,
+            created_at: row.try_get(11)?,
+            updated_at: row.try_get(12)?,
+        })
+    }
+}
+
+impl TryFrom<AppointmentRow> for Appointment {
+    type Error = anyhow::Error;
+
+    fn try_from(r: AppointmentRow) -> anyhow::Result<Self> {
+        let id = AppointmentId::from_uuid(r.id.0)
+            .with_context(|| format!("stored appointment id {} is invalid", r.id.0))?;
+        let buffer = u32::try_from(r.buffer_minutes)
+            .ok()
+            .and_then(|b| BufferMinutes::new(b).ok())
+            .with_context(|| format!("appointment {id}: invalid buffer {}", r.buffer_minutes))?;
+        Ok(Appointment {
+            id,
+            provider_id: codec::parse_provider_id(&r.provider_id)?,
+            patient_id: codec::parse_patient_id(&r.patient_id)?,
+            country: codec::parse_country(&r.country)?,
+            start: r.start_at.into(),
+            end: r.end_at.into(),
+            buffer,
+            status: codec::parse_status(&r.status)?,
+            version: codec::parse_version(r.version)?,
+            notes: r
+                .notes
+                .map(|n| Notes::parse(&n))
+                .transpose()
+                .with_context(|| format!("appointment {id}: invalid notes"))?,
+            cancel_reason: r
+                .cancel_reason
+                .map(|c| CancelReason::parse(&c))
+                .transpose()
+                .with_context(|| format!("appointment {id}: invalid cancel reason"))?,
+            created_at: r.created_at.into(),
+            updated_at: r.updated_at.into(),
+        })
+    }
+}
+
+/// A country's record of an appointment (`country_appointments`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SnapshotRow {
+    id: Uuid,
+    provider_id: String,
+    patient_id: String,
+    country: String,
+    start_at: Instant,
+    end_at: Instant,
+    status: String,
+    version: i64,
+    notes: Option<String>,
+    cancel_reason: Option<String>,
+    created_at: Instant,
+    updated_at: Instant,
+}
+
+impl TryFrom<SnapshotRow> for AppointmentSnapshot {
+    type Error = anyhow::Error;
+
+    fn try_from(r: SnapshotRow) -> anyhow::Result<Self> {
+        Ok(AppointmentSnapshot {
+            id: AppointmentId::from_uuid(r.id.0)
+                .with_context(|| format!("stored appointment id {} is invalid", r.id.0))?,
+            provider_id: codec::parse_provider_id(&r.provider_id)?,
+            patient_id: codec::parse_patient_id(&r.patient_id)?,
+            country_iso: codec::parse_country(&r.country)?,
+            start: r.start_at.into(),
+            end: r.end_at.into(),
+            status: codec::parse_status(&r.status)?,
+            version: codec::parse_version(r.version)?,
+            notes: r.notes,
+            cancel_reason: r.cancel_reason,
+            created_at: r.created_at.into(),
+            updated_at: r.updated_at.into(),
+        })
+    }
 }

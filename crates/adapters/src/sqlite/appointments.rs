@@ -1,8 +1,6 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
-use cita_core::booking::{
-    Appointment, AppointmentQuery, AppointmentStore, AppointmentWriteError, CancelReason, Notes,
-};
+use cita_core::booking::{Appointment, AppointmentQuery, AppointmentStore, AppointmentWriteError};
 use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
 use cita_core::ids::{EventId, ProviderId, Version};
 use cita_core::slots::{BufferMinutes, MAX_APPOINTMENT};
@@ -13,6 +11,7 @@ use sqlx::SqliteConnection;
 
 use super::group_commit::InsertQueue;
 use super::{SqliteDatabase, codec};
+use crate::sql::rows::{AppointmentRow, appointment_columns};
 
 /// Appointments and their outbox in a SQLite file.
 ///
@@ -68,88 +67,6 @@ impl SqliteAppointmentStore {
 /// The longest time one appointment can hold its provider.
 const MAX_HOLD: SignedDuration =
     SignedDuration::from_secs(MAX_APPOINTMENT.as_secs() + BufferMinutes::MAX as i64 * 60);
-
-/// The columns every read selects, in [`AppointmentRow`]'s order.
-macro_rules! columns {
-    () => {
-        "id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, status, \
-         version, notes, cancel_reason, created_at, updated_at"
-    };
-}
-
-struct AppointmentRow {
-    id: String,
-    provider_id: String,
-    patient_id: String,
-    country: String,
-    start_at: i64,
-    end_at: i64,
-    buffer_minutes: i64,
-    status: String,
-    version: i64,
-    notes: Option<String>,
-    cancel_reason: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-/// By position, in the order of [`columns!`], which every read selects:
-/// looking each column up by name was a visible share of decoding a range.
-impl sqlx::FromRow<'_, sqlx::sqlite::SqliteRow> for AppointmentRow {
-    fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row as _;
-        Ok(Self {
-            id: row.try_get(0)?,
-            provider_id: row.try_get(1)?,
-            patient_id: row.try_get(2)?,
-            country: row.try_get(3)?,
-            start_at: row.try_get(4)?,
-            end_at: row.try_get(5)?,
-            buffer_minutes: row.try_get(6)?,
-            status: row.try_get(7)?,
-            version: row.try_get(8)?,
-            notes: row.try_get(9)?,
-            cancel_reason: row.try_get(10)?,
-            created_at: row.try_get(11)?,
-            updated_at: row.try_get(12)?,
-        })
-    }
-}
-
-impl TryFrom<AppointmentRow> for Appointment {
-    type Error = anyhow::Error;
-
-    fn try_from(r: AppointmentRow) -> anyhow::Result<Self> {
-        let id = codec::parse_appointment_id(&r.id)?;
-        let buffer = u32::try_from(r.buffer_minutes)
-            .ok()
-            .and_then(|b| BufferMinutes::new(b).ok())
-            .with_context(|| format!("appointment {id}: invalid buffer {}", r.buffer_minutes))?;
-        Ok(Appointment {
-            id,
-            provider_id: codec::parse_provider_id(&r.provider_id)?,
-            patient_id: codec::parse_patient_id(&r.patient_id)?,
-            country: codec::parse_country(&r.country)?,
-            start: codec::instant(r.start_at)?,
-            end: codec::instant(r.end_at)?,
-            buffer,
-            status: codec::parse_status(&r.status)?,
-            version: codec::parse_version(r.version)?,
-            notes: r
-                .notes
-                .map(|n| Notes::parse(&n))
-                .transpose()
-                .with_context(|| format!("appointment {id}: invalid notes"))?,
-            cancel_reason: r
-                .cancel_reason
-                .map(|c| CancelReason::parse(&c))
-                .transpose()
-                .with_context(|| format!("appointment {id}: invalid cancel reason"))?,
-            created_at: codec::instant(r.created_at)?,
-            updated_at: codec::instant(r.updated_at)?,
-        })
-    }
-}
 
 /// An appointment encoded for its row, in the parameter order of
 /// [`INSERT`] and [`UPDATE`] (`?1` … `?14`).
@@ -470,7 +387,11 @@ const UPDATE_IF_FREE: &str = concat!(
 const INSERT_EVENT: &str = "INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
     VALUES (?1, ?2, ?3, ?4)";
 
-const GET: &str = concat!("SELECT ", columns!(), " FROM appointments WHERE id = ?1");
+const GET: &str = concat!(
+    "SELECT ",
+    appointment_columns!(),
+    " FROM appointments WHERE id = ?1"
+);
 
 /// Listing filters, all bound so the SQL stays static. `from` and `after`
 /// are one lower bound: "start ≥ from" is the position `(from, '')` (every
@@ -483,7 +404,7 @@ macro_rules! list_sql {
     ($owner:literal) => {
         concat!(
             "SELECT ",
-            columns!(),
+            appointment_columns!(),
             " FROM appointments WHERE ",
             $owner,
             " AND (start_at, id) > (?3, ?4) AND start_at < ?5 \
@@ -505,7 +426,7 @@ const LIST_BY_PATIENT: &str = list_sql!("patient_id = ?2 AND ?1 IS NULL");
 /// lets the partial index of active rows serve the order too.
 const ACTIVE_IN_RANGE: &str = concat!(
     "SELECT ",
-    columns!(),
+    appointment_columns!(),
     " FROM appointments \
     WHERE provider_id = ?1 AND status <> 'cancelled' \
       AND start_at > ?2 AND start_at < ?4 AND end_at > ?3 \
