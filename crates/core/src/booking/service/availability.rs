@@ -5,7 +5,8 @@ use super::BookingService;
 use crate::booking::errors::AvailabilityError;
 use crate::ids::ProviderId;
 use crate::slots::{
-    AvailabilityRequest, Busy, DaySlots, MAX_APPOINTMENT, SlotMinutes, Zone, available_slots,
+    AvailabilityRequest, Busy, DaySlots, LAST_DATE, MAX_APPOINTMENT, SlotMinutes, Zone,
+    available_slots,
 };
 
 /// An availability question.
@@ -67,21 +68,27 @@ impl BookingService {
         let now = self.clock.now();
 
         // Appointments that can touch the range: one day of margin on each
-        // side covers every zone offset, plus the longest hold.
+        // side covers every zone offset, plus the longest hold. Checked:
+        // dates past `LAST_DATE` have no representable margin (callers
+        // refuse them; here they fail instead of overflowing).
         let margin = SignedDuration::from_hours(26) + MAX_APPOINTMENT + schedule.buffer.duration();
         let start = query
             .from
             .to_zoned(display.tz().clone())
-            .map_err(anyhow::Error::from)?
-            .timestamp();
+            .and_then(|z| z.timestamp().checked_sub(margin))
+            .map_err(anyhow::Error::from)?;
         let end = to
             .tomorrow()
             .and_then(|d| d.to_zoned(display.tz().clone()))
-            .map_err(anyhow::Error::from)?
-            .timestamp();
+            .and_then(|z| z.timestamp().checked_add(margin))
+            .map_err(|e| {
+                anyhow::Error::from(e).context(format!(
+                    "availability up to {to}: past the last date Cita reasons about ({LAST_DATE})"
+                ))
+            })?;
         let active = self
             .appointments
-            .active_in_range(&provider.id, start - margin, end + margin)
+            .active_in_range(&provider.id, start, end)
             .await?;
         let mut busy: Vec<Busy> = active
             .iter()
