@@ -25,7 +25,7 @@ use super::{appointments, availability, error, ops, providers};
         ops::ready,
         ops::metrics,
     ),
-    components(schemas(error::Problem, error::FieldProblem)),
+    components(schemas(error::Problem, error::ProblemCode, error::FieldProblem)),
     tags(
         (name = "providers", description = "Provider schedules"),
         (name = "availability", description = "Free slots"),

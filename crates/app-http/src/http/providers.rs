@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
@@ -15,14 +15,15 @@ use cita_core::slots::{
     BufferMinutes, DayHours, HorizonDays, LocalInterval, NoticeMinutes, Schedule, SlotMinutes,
     WEEKDAYS, WallTime, Zone,
 };
-use jiff::civil::{Date, Weekday};
+use jiff::civil::Weekday;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, Problem, provider_not_found};
+use super::error::{ApiError, Problem, ProblemCode, provider_not_found};
 use super::json::{JsonObject, typed};
-use super::time::utc_millis;
+use super::params::PathId;
+use super::time::{parse_date, utc_millis};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -351,16 +352,11 @@ impl ProviderBody {
         }
         let mut overrides = BTreeMap::new();
         for (i, o) in self.date_overrides.iter().enumerate() {
-            let date: Option<Date> = match o.date.parse::<Date>() {
-                Ok(d) if o.date.len() == 10 => Some(d),
-                _ => {
-                    errors.push(FieldError::new(
-                        format!("dateOverrides[{i}].date"),
-                        "must be a date YYYY-MM-DD",
-                    ));
-                    None
-                }
-            };
+            let date = parse_date(&o.date)
+                .map_err(|message| {
+                    errors.push(FieldError::new(format!("dateOverrides[{i}].date"), message));
+                })
+                .ok();
             let hours = day_hours(&format!("dateOverrides[{i}].hours"), &o.hours, &mut errors);
             if let (Some(date), Some(hours)) = (date, hours)
                 && overrides.insert(date, hours).is_some()
@@ -437,7 +433,7 @@ fn provider_response(status: StatusCode, provider: &Provider) -> Response {
 )]
 pub async fn put_provider(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let id = ProviderId::parse(&id);
@@ -458,8 +454,8 @@ pub async fn put_provider(
     let draft = match body.try_into_domain() {
         Ok(d) => d,
         Err(DraftError::Timezone(errors)) => {
-            return Err(ApiError::unprocessable(
-                "invalid_timezone",
+            return Err(ApiError::with_fields(
+                ProblemCode::InvalidTimezone,
                 "timezone is not an IANA time zone",
                 errors,
             ));
@@ -489,7 +485,7 @@ pub async fn put_provider(
 )]
 pub async fn get_provider(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let id = ProviderId::parse(&id).map_err(|_| provider_not_found())?;
     let provider = state.service.get_provider(&id).await?;

@@ -1,0 +1,108 @@
+//! The HTTP server: hyper (HTTP/1.1 and cleartext HTTP/2) serving the
+//! router, with what `axum::serve` leaves unbounded bounded.
+//!
+//! `axum::serve` gives hyper no timer, so hyper's header read timeout never
+//! fires there: a client could hold a connection open forever by sending
+//! nothing, or a request head one byte at a time. Here:
+//!
+//! - HTTP/1: a request head must arrive within `header_read_timeout`, and
+//!   an idle keep-alive connection waiting for its next request is closed
+//!   after the same time (hyper's timer runs from the moment it waits for
+//!   a head);
+//! - HTTP/2: the server pings an idle connection every 20 s and closes it
+//!   when a ping is not answered within 20 s (a dead peer), and at most 200
+//!   streams run at once per connection. A live HTTP/2 client may keep an
+//!   idle connection open;
+//! - every request is bounded by the request timeout (the router's
+//!   `TimeoutLayer`), which includes reading its body;
+//! - the head's size is bounded by the router's limits, with hyper's
+//!   ([`MAX_PARSED_HEADERS`] fields, its 400 KiB read buffer, 64 KiB of
+//!   request target) above them.
+//!
+//! Shutdown stops accepting, lets each connection finish the request in
+//! hand (keep-alive connections close after it), and waits for them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::http::MAX_PARSED_HEADERS;
+
+/// How the server treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    /// How long a client may take to send a request head, and how long an
+    /// idle HTTP/1 keep-alive connection stays open.
+    pub header_read_timeout: Duration,
+}
+
+/// HTTP/2 keep-alive pings: interval and how long an answer may take.
+const H2_PING: Duration = Duration::from_secs(20);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then waits for
+/// the connections to finish the requests in hand.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_headers(MAX_PARSED_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING)
+        .keep_alive_timeout(H2_PING)
+        .max_concurrent_streams(200);
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, as a
+                    // tight loop would only make it worse.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = tower::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            // What `into_make_service_with_connect_info` would insert: the
+            // rate limiter keys clients by it.
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
