@@ -5,6 +5,9 @@
 //! fires there: a client could hold a connection open forever by sending
 //! nothing, or a request head one byte at a time. Here:
 //!
+//! - a new connection must show within `header_read_timeout` which
+//!   protocol it speaks (hyper's version detection has no timeout of its
+//!   own);
 //! - HTTP/1: a request head must arrive within `header_read_timeout`, and
 //!   an idle keep-alive connection waiting for its next request is closed
 //!   after the same time (hyper's timer runs from the moment it waits for
@@ -93,16 +96,46 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request)
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = connections.watch(connection);
+        let builder = builder.clone();
+        let watcher = connections.watcher();
+        let within = settings.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            if !protocol_in_time(&stream, within).await {
+                return;
+            }
+            let connection =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// What an HTTP/2 client sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the client sent enough, within `within`, for hyper to tell
+/// HTTP/1 from HTTP/2. hyper's header read timeout starts only once it
+/// has, so a client that sends nothing (or a prefix of the HTTP/2 preface,
+/// and stops) is dropped here instead of being held forever.
+async fn protocol_in_time(stream: &tokio::net::TcpStream, within: Duration) -> bool {
+    let decided = async {
+        let mut first = [0u8; 24];
+        loop {
+            let n = stream.peek(&mut first).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(false);
+            }
+            if n == first.len() || first[..n] != H2_PREFACE[..n] {
+                return Ok(true);
+            }
+            // A prefix of the preface: `peek` answers at once while bytes
+            // are waiting, so wait a little for the rest.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    matches!(tokio::time::timeout(within, decided).await, Ok(Ok(true)))
 }

@@ -17,7 +17,9 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem, appointment_not_found};
@@ -38,11 +40,34 @@ pub fn router() -> Router<AppState> {
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 static REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
+/// The schema of an appointment's status: the names of
+/// [`AppointmentStatus`] (`as_str`), enumerated.
+pub struct StatusSchema;
+
+impl PartialSchema for StatusSchema {
+    fn schema() -> RefOr<Schema> {
+        use AppointmentStatus as S;
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(
+                [S::Pending, S::Confirmed, S::Cancelled].map(S::as_str),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StatusSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "AppointmentStatus".into()
+    }
+}
+
 /// An appointment as the API returns it (and as events carry it).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppointmentDto {
     /// UUIDv7.
+    #[schema(format = Uuid, example = "0193a4c2-7b1e-7c3a-9f3e-2d4b5a6c7d8e")]
     pub id: String,
     /// The provider.
     pub provider_id: String,
@@ -51,13 +76,14 @@ pub struct AppointmentDto {
     /// The processing country.
     pub country_iso: String,
     /// UTC.
-    #[schema(example = "2026-11-23T14:00:00Z")]
+    #[schema(format = DateTime, example = "2026-11-23T14:00:00Z")]
     pub start: String,
     /// UTC.
-    #[schema(example = "2026-11-23T14:30:00Z")]
+    #[schema(format = DateTime, example = "2026-11-23T14:30:00Z")]
     pub end: String,
-    /// `pending`, `confirmed` or `cancelled`.
-    #[schema(example = "pending")]
+    /// `pending` until the country records it, then `confirmed`;
+    /// `cancelled` is final.
+    #[schema(value_type = StatusSchema)]
     pub status: String,
     /// 1 on booking, + 1 per reschedule or cancel.
     pub version: u64,
@@ -66,8 +92,10 @@ pub struct AppointmentDto {
     /// Why it was cancelled, or null.
     pub cancel_reason: Option<String>,
     /// UTC, milliseconds.
+    #[schema(format = DateTime, example = "2026-11-20T10:00:00.120Z")]
     pub created_at: String,
     /// UTC, milliseconds.
+    #[schema(format = DateTime, example = "2026-11-20T10:00:00.120Z")]
     pub updated_at: String,
 }
 
@@ -107,9 +135,13 @@ fn appointment_response(status: StatusCode, a: &AppointmentDto, created: bool) -
     (status, headers, axum::Json(a)).into_response()
 }
 
-/// The body of `POST /v1/appointments`.
+/// The body of `POST /v1/appointments`. (The example's `start` is a slot
+/// of the example provider in the coming days: `/openapi.json` computes it
+/// when the server starts.)
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({ "providerId": "ana", "patientId": "12345",
+    "start": "2026-11-23T14:00:00Z", "countryIso": "PE", "notes": "primera consulta" }))]
 pub struct BookBody {
     /// The provider.
     #[schema(example = "ana")]
@@ -118,13 +150,16 @@ pub struct BookBody {
     #[schema(example = "12345")]
     pub patient_id: String,
     /// A slot start, RFC 3339, any offset.
-    #[schema(example = "2026-11-23T14:00:00Z")]
+    #[schema(format = DateTime, example = "2026-11-23T14:00:00Z")]
     pub start: String,
     /// If given, must be the provider's country.
     #[serde(default)]
+    #[schema(example = "PE")]
     pub country_iso: Option<String>,
-    /// At most 1000 characters.
+    /// At most 1000 characters; tabs and line breaks are the only control
+    /// characters allowed.
     #[serde(default)]
+    #[schema(example = "primera consulta")]
     pub notes: Option<String>,
 }
 
@@ -189,7 +224,7 @@ fn fingerprint(body: &Value) -> Fingerprint {
     post,
     path = "/v1/appointments",
     tag = "appointments",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key with the same body within 24 h replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key with the same body within 24 h replays the first answer", example = "first-booking")),
     request_body = BookBody,
     responses(
         (status = 201, description = "Booked (pending until the country records it)", body = AppointmentDto,
@@ -303,7 +338,7 @@ pub struct ListParams {
     #[param(value_type = Option<String>, format = Date)]
     to: Option<Param<Date>>,
     /// Only appointments with this status.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<StatusSchema>)]
     status: Option<Param<AppointmentStatus>>,
     /// 1–200, default 50.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
@@ -430,12 +465,14 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
         .ok_or_else(|| ApiError::version_mismatch("If-Match must be an ETag such as \"3\""))
 }
 
-/// The body of `PUT /v1/appointments/{id}`.
+/// The body of `PUT /v1/appointments/{id}`. (The example's `start` is
+/// computed like `BookBody`'s, an hour later.)
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "start": "2026-11-23T15:00:00Z" }))]
 pub struct RescheduleBody {
     /// The new slot's start, RFC 3339.
-    #[schema(example = "2026-11-23T15:00:00Z")]
+    #[schema(format = DateTime, example = "2026-11-23T15:00:00Z")]
     pub start: String,
 }
 
@@ -490,9 +527,12 @@ pub async fn reschedule(
 /// The optional body of `DELETE /v1/appointments/{id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "reason": "the patient is travelling" }))]
 pub struct CancelBody {
-    /// At most 500 characters.
+    /// At most 500 characters; tabs and line breaks are the only control
+    /// characters allowed.
     #[serde(default)]
+    #[schema(example = "the patient is travelling")]
     pub reason: Option<String>,
 }
 
@@ -502,7 +542,7 @@ pub struct CancelBody {
     path = "/v1/appointments/{id}",
     tag = "appointments",
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "\"{version}\"")),
-    request_body(content = Option<CancelBody>, description = "Optional"),
+    request_body(content = Option<CancelBody>, description = "Optional: no body at all, or a JSON object"),
     responses(
         (status = 200, description = "Cancelled (or already cancelled: unchanged)", body = AppointmentDto, headers(("ETag" = String))),
         (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),

@@ -79,10 +79,10 @@ impl AvailabilityParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SlotDto {
     /// RFC 3339 with the display zone's offset.
-    #[schema(example = "2026-11-23T15:00:00+01:00")]
+    #[schema(format = DateTime, example = "2026-11-23T15:00:00+01:00")]
     pub start: String,
     /// RFC 3339 with the display zone's offset.
-    #[schema(example = "2026-11-23T15:30:00+01:00")]
+    #[schema(format = DateTime, example = "2026-11-23T15:30:00+01:00")]
     pub end: String,
 }
 
@@ -90,6 +90,7 @@ pub struct SlotDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DayDto {
     /// `YYYY-MM-DD`.
+    #[schema(format = Date, example = "2026-11-23")]
     pub date: String,
     /// Free slots starting that date, in order.
     pub slots: Vec<SlotDto>,
@@ -114,7 +115,7 @@ pub struct AvailabilityDto {
     get,
     path = "/v1/providers/{providerId}/availability",
     tag = "availability",
-    params(("providerId" = String, Path), AvailabilityParams),
+    params(("providerId" = String, Path, example = "ana"), AvailabilityParams),
     responses(
         (status = 200, description = "Free slots by date", body = AvailabilityDto),
         (status = 404, description = "provider_not_found", body = Problem, content_type = "application/problem+json"),

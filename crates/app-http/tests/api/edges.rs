@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{book_body, day, open_provider, slot, spawn_app};
+use crate::helpers::{book_body, day, fields, open_provider, slot, spawn_app};
 
 #[tokio::test]
 async fn dates_past_the_end_of_the_calendar_are_invalid_not_500() {
@@ -170,4 +170,37 @@ async fn control_characters_are_refused_in_names_notes_and_reasons() {
         .await
         .ok(200);
     assert_eq!(cancelled["cancelReason"], "de viaje\nvuelvo en enero");
+}
+
+#[tokio::test]
+async fn every_problem_of_a_query_is_reported_at_once() {
+    let app = spawn_app().await;
+    app.open_provider("ana").await;
+    let p = app
+        .availability("ana", "from=someday&to=2026-02-30&colour=blue&size=xl")
+        .await
+        .problem(422, "validation_failed");
+    let mut f = fields(&p);
+    f.sort();
+    assert_eq!(f, ["colour", "from", "size", "to"], "{p}");
+    let p = app
+        .get("/v1/appointments?limit=0&status=lost&cursor=x&from=2026-1-1&page=2")
+        .await
+        .problem(422, "validation_failed");
+    let mut f = fields(&p);
+    f.sort();
+    assert_eq!(
+        f,
+        ["cursor", "from", "limit", "page", "patientId", "status"],
+        "{p}"
+    );
+    // A parameter given twice is refused by name instead of one silently winning.
+    let p = app
+        .availability("ana", &format!("from={}&from={}", day(3), day(4)))
+        .await
+        .invalid("from");
+    assert_eq!(fields(&p), ["from"]);
+    app.get("/v1/appointments?patientId=p1&patientId=p2")
+        .await
+        .invalid("patientId");
 }

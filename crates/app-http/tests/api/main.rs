@@ -18,3 +18,4 @@ mod outages;
 mod providers;
 mod races;
 mod server_stores;
+mod serving;
