@@ -113,14 +113,34 @@ fn binary() -> Command {
     c
 }
 
+/// Runs `command` to its end and returns what it wrote; the test fails
+/// (and the process is killed) if it does not end within 20 s, as a server
+/// that started instead of answering would not.
+fn run(mut command: Command) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cita-http runs");
+    for _ in 0..200 {
+        if child.try_wait().expect("a child").is_some() {
+            return child.wait_with_output().expect("its output");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!(
+        "cita-http did not exit within 20 s: {:?}",
+        child.wait_with_output()
+    );
+}
+
 #[test]
 fn help_and_version_answer_without_starting_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let out = binary()
-        .arg("--version")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let mut version = binary();
+    version.arg("--version").current_dir(dir.path());
+    let out = run(version);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
@@ -128,11 +148,9 @@ fn help_and_version_answer_without_starting_the_server() {
         format!("cita-http {}", env!("CARGO_PKG_VERSION"))
     );
 
-    let out = binary()
-        .arg("--help")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let mut help = binary();
+    help.arg("--help").current_dir(dir.path());
+    let out = run(help);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -142,18 +160,20 @@ fn help_and_version_answer_without_starting_the_server() {
     // Neither opened a data folder.
     assert!(!dir.path().join("data").exists());
 
-    let out = binary().arg("--bogus").output().unwrap();
+    let mut bogus = binary();
+    bogus.arg("--bogus").current_dir(dir.path());
+    let out = run(bogus);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 #[test]
 fn config_names_the_file_like_cita_config() {
     let dir = tempfile::tempdir().unwrap();
-    let out = binary()
+    let mut missing = binary();
+    missing
         .args(["--config", "missing.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+        .current_dir(dir.path());
+    let out = run(missing);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let text = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -172,7 +192,8 @@ fn config_names_the_file_like_cita_config() {
         if args.is_empty() {
             c.env("CITA_CONFIG", &file);
         }
-        let out = c.args(&args).current_dir(dir.path()).output().unwrap();
+        c.args(&args).current_dir(dir.path());
+        let out = run(c);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         let text = String::from_utf8(out.stderr).unwrap();
         assert!(text.contains("CITA_LISTEN / listen"), "{text}");

@@ -116,3 +116,63 @@ impl BookingService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::booking::{MockAppointmentStore, MockIdempotencyStore};
+    use crate::clock::MockClock;
+    use crate::ids::Version;
+    use crate::providers::{MockProviderStore, Provider, ProviderName};
+    use crate::routing::{CountryCode, CountryRouter};
+    use crate::slots::Schedule;
+
+    /// A provider on UTC, and appointment and idempotency stores that must
+    /// not be called.
+    fn service() -> BookingService {
+        let t: Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
+        let provider = Provider {
+            id: ProviderId::parse("ana").unwrap(),
+            name: ProviderName::parse("Ana").unwrap(),
+            country: CountryCode::PE,
+            schedule: Schedule::new(Zone::parse("UTC").unwrap()),
+            version: Version::FIRST,
+            created_at: t,
+            updated_at: t,
+        };
+        let mut providers = MockProviderStore::new();
+        providers
+            .expect_get()
+            .returning(move |_| Ok(Some(provider.clone())));
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(t);
+        BookingService::new(
+            Arc::new(providers),
+            Arc::new(MockAppointmentStore::new()),
+            Arc::new(MockIdempotencyStore::new()),
+            CountryRouter::default(),
+            Arc::new(clock),
+        )
+    }
+
+    #[tokio::test]
+    async fn dates_past_the_last_date_fail_instead_of_overflowing() {
+        for date in ["9999-12-29", "9999-12-31"] {
+            let query = AvailabilityQuery {
+                provider_id: ProviderId::parse("ana").unwrap(),
+                from: date.parse().unwrap(),
+                to: None,
+                display: None,
+            };
+            let e = service().availability(query).await.unwrap_err();
+            assert!(
+                matches!(&e, AvailabilityError::Unexpected(_)),
+                "{date}: {e:?}"
+            );
+        }
+    }
+}
