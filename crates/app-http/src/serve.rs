@@ -73,6 +73,9 @@ pub async fn serve(
         .keep_alive_timeout(H2_PING)
         .max_concurrent_streams(200);
     let connections = GracefulShutdown::new();
+    // Connections still showing their protocol are not hyper's yet: this
+    // tells them to give up at shutdown.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -99,8 +102,13 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = connections.watcher();
         let within = settings.header_read_timeout;
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            if !protocol_in_time(&stream, within).await {
+            let shown = tokio::select! {
+                shown = protocol_in_time(&stream, within) => shown,
+                _ = stop.wait_for(|stopping| *stopping) => false,
+            };
+            if !shown {
                 return;
             }
             let connection =
@@ -111,6 +119,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let _ = stopping.send(true);
     connections.shutdown().await;
 }
 

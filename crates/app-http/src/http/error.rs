@@ -34,7 +34,7 @@ impl From<FieldError> for FieldProblem {
 }
 
 /// Every problem code the API answers with: its HTTP status, title and
-/// string are written once, in [`ProblemCode::parts`] (API.md's table;
+/// string are written once, in `ProblemCode::parts` (API.md's table;
 /// `docs/api-errors.md` lists them for clients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemCode {

@@ -37,7 +37,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use limits::{MAX_HEADERS, MAX_PARSED_HEADERS};
+pub use limits::MAX_PARSED_HEADERS;
 pub use ops::ReadinessCheck;
 pub use rate_limit::RateLimit;
 

@@ -37,8 +37,9 @@ fn acceptable(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
 }
 
-/// Drops a client's `x-request-id` that is not [`acceptable`], so that
-/// tower-http's `SetRequestId` makes a new one instead of keeping it.
+/// Drops a client's `x-request-id` that is not acceptable (1–128
+/// characters safe in logs and headers), so that tower-http's
+/// `SetRequestId` makes a new one instead of keeping it.
 pub fn drop_unacceptable_id(mut request: Request) -> Request {
     if request
         .headers()
