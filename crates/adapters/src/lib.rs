@@ -10,6 +10,8 @@
 //!   runs country processing and confirmation before an event counts as published.
 //! - `redis` (feature `redis`): `RedisSlotLock`, the slot lock on Redis.
 //! - [`readiness`]: named readiness checks for the binaries' `/ready`.
+//! - [`outage`]: which failures are outages of a dependency (answered 503),
+//!   and the [`outage::Unavailable`] marker adapters may wrap errors in.
 //! - [`signal`]: the process signals the binaries stop on.
 //! - [`select`]: opening the stores and the lock a URL names
 //!   (`sqlite:`, `postgres://`, `mysql://`, `redis://`).
@@ -42,6 +44,7 @@ pub mod inline;
 pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub mod outage;
 pub mod pipeline;
 #[cfg(feature = "postgres")]
 pub mod postgres;

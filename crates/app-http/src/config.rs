@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cita_adapters::DEFAULT_LOG;
@@ -125,6 +125,14 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests, in seconds
     /// (`CITA_SHUTDOWN_GRACE_SECONDS`, default 10).
     pub shutdown_grace_seconds: u64,
+    /// How long a request may take from its head to its answer, body
+    /// reading included, before it is answered `503 unavailable`, in
+    /// milliseconds (`CITA_REQUEST_TIMEOUT_MS`, default 30000).
+    pub request_timeout_ms: u64,
+    /// How long a client may take to send a request head, and how long an
+    /// idle HTTP/1 keep-alive connection stays open, in milliseconds
+    /// (`CITA_HEADER_READ_TIMEOUT_MS`, default 30000).
+    pub header_read_timeout_ms: u64,
     /// Commit durability of embedded mode's SQLite files
     /// (`CITA_SQLITE_SYNCHRONOUS`: `full` or `normal`, default `normal`).
     pub sqlite_synchronous: SqliteSynchronous,
@@ -172,6 +180,8 @@ impl Default for Config {
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             shutdown_grace_seconds: 10,
+            request_timeout_ms: 30_000,
+            header_read_timeout_ms: 30_000,
             sqlite_synchronous: SqliteSynchronous::Normal,
             database_url: None,
             country_database_urls: BTreeMap::new(),
@@ -238,11 +248,24 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the key and what it allows.
     pub fn load() -> Result<Self, ConfigError> {
-        let file = std::env::var_os("CITA_CONFIG")
-            .map_or_else(|| PathBuf::from("cita.toml"), PathBuf::from);
-        if std::env::var_os("CITA_CONFIG").is_some() && !file.exists() {
+        Self::load_from(
+            std::env::var_os("CITA_CONFIG")
+                .map(PathBuf::from)
+                .as_deref(),
+        )
+    }
+
+    /// As [`Self::load`] with the file given (`--config`, which must then
+    /// exist) instead of `$CITA_CONFIG`; `None` reads `cita.toml` if present.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key and what it allows, or the file
+    /// named that does not exist.
+    pub fn load_from(named: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = named.map_or_else(|| PathBuf::from("cita.toml"), Path::to_path_buf);
+        if named.is_some() && !file.exists() {
             return Err(ConfigError(format!(
-                "CITA_CONFIG names {}, which does not exist",
+                "the configuration file {} does not exist (--config / CITA_CONFIG)",
                 file.display()
             )));
         }
@@ -344,6 +367,25 @@ impl Config {
                 )));
             }
         }
+        for (value, key, name) in [
+            (
+                config.request_timeout_ms,
+                "CITA_REQUEST_TIMEOUT_MS",
+                "request_timeout_ms",
+            ),
+            (
+                config.header_read_timeout_ms,
+                "CITA_HEADER_READ_TIMEOUT_MS",
+                "header_read_timeout_ms",
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!(
+                    "{key} / {name}: must be at least 1 ({})",
+                    allowed(name)
+                )));
+            }
+        }
         if config.database_max_connections == 0 {
             return Err(ConfigError(format!(
                 "CITA_DATABASE_MAX_CONNECTIONS / database_max_connections: must be at least 1 ({})",
@@ -376,6 +418,9 @@ fn allowed(key: &str) -> &'static str {
         "log" => "a tracing filter such as info or cita_http=debug,info",
         "rate_limit_per_second" | "rate_limit_burst" => "a whole number, 0 to 4294967295",
         "shutdown_grace_seconds" => "a whole number of seconds",
+        "request_timeout_ms" | "header_read_timeout_ms" => {
+            "a whole number of milliseconds, at least 1"
+        }
         "sqlite_synchronous" => "full or normal",
         "database_url" => "sqlite:PATH, postgres://…, mysql://…, mariadb://… or dynamodb://PREFIX",
         "broker" => "inline or aws",
@@ -413,6 +458,28 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.countries, vec![CountryCode::PE, CountryCode::CL]);
         assert_eq!(c.sqlite_synchronous, SqliteSynchronous::Normal);
+        assert_eq!(c.request_timeout_ms, 30_000);
+        assert_eq!(c.header_read_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn timeouts_are_whole_milliseconds_of_at_least_one() {
+        assert_eq!(
+            with(&[("request_timeout_ms", "250")])
+                .unwrap()
+                .request_timeout_ms,
+            250
+        );
+        for key in ["request_timeout_ms", "header_read_timeout_ms"] {
+            let e = with(&[(key, "0")]).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("CITA_{}", key.to_ascii_uppercase()))
+                    && e.contains("at least 1"),
+                "{e}"
+            );
+            let e = with(&[(key, "soon")]).unwrap_err().to_string();
+            assert!(e.contains("milliseconds"), "{e}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   names: embedded mode (SQLite files, in-process pipeline) by default,
 //!   PostgreSQL / MySQL / Redis by URL.
 //! - [`http`]: routes, DTOs, errors, middleware, OpenAPI and Swagger UI.
+//! - [`serve`]: the HTTP server (hyper), with its connection timeouts.
 //! - [`metrics`]: the Prometheus recorder; [`observer`]: booking observations as metrics.
 //!
 //! [`Application`] builds everything from a [`config::Config`], binds the
@@ -21,6 +22,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod observer;
+pub mod serve;
 pub mod system;
 pub mod telemetry;
 
@@ -36,11 +38,13 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::http::{AppState, RateLimit};
+use crate::serve::ServerSettings;
 
 /// A built application: bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    server: ServerSettings,
     pipeline: system::Background,
     rate_limit: Arc<RateLimit>,
     grace: Duration,
@@ -78,13 +82,20 @@ impl Application {
             readiness: Arc::new(system.readiness),
             metrics,
         };
-        let router = http::router(state, Arc::clone(&rate_limit));
+        let router = http::router(
+            state,
+            Arc::clone(&rate_limit),
+            Duration::from_millis(config.request_timeout_ms),
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         Ok(Self {
             listener,
             router,
+            server: ServerSettings {
+                header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            },
             pipeline: system.pipeline,
             _data_lock: system.data_lock,
             rate_limit,
@@ -104,7 +115,7 @@ impl Application {
     /// the batch in hand and flushes the outbox once more.
     ///
     /// # Errors
-    /// The server failed.
+    /// None today: a connection's failure ends that connection only.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -124,25 +135,19 @@ impl Application {
             })
         };
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let server = serve::serve(self.listener, self.router, self.server, async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
             let _ = signalled_tx.send(());
         });
         let grace = self.grace;
-        let result = tokio::select! {
-            r = server => r.context("serving HTTP"),
+        tokio::select! {
+            () = server => {}
             () = async move {
                 let _ = signalled_rx.await;
                 tokio::time::sleep(grace).await;
             } => {
                 tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
-                Ok(())
             }
         };
         janitor.abort();
@@ -151,7 +156,7 @@ impl Application {
             tracing::error!(error = %e, "pipeline task failed");
         }
         tracing::info!("stopped");
-        result
+        Ok(())
     }
 }
 

@@ -1,4 +1,7 @@
-//! Structured logs via tracing: JSON lines or pretty text.
+//! Structured logs via tracing, on stdout: JSON lines, or text coloured
+//! only when stdout is a terminal (never escape codes in a file or a pipe).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt as tsfmt;
@@ -11,11 +14,15 @@ pub fn init(format: LogFormat, filter: &str) {
     let _ = match format {
         LogFormat::Json => fmt()
             .json()
+            .with_ansi(false)
             .with_current_span(true)
             .with_span_list(false)
             .with_env_filter(filter)
             .try_init(),
-        LogFormat::Pretty => fmt().with_env_filter(filter).try_init(),
+        LogFormat::Pretty => fmt()
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_env_filter(filter)
+            .try_init(),
     };
 }
 

@@ -1,9 +1,7 @@
 //! `/v1/appointments`: book, read, list, reschedule, cancel.
 
-use std::collections::HashMap;
-
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,12 +17,15 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, Problem, appointment_not_found, book_code};
+use super::error::{ApiError, Problem, appointment_not_found};
 use super::json::{JsonObject, OptionalJsonObject, typed};
-use super::time::utc_millis;
+use super::params::{FromParam, Param, PathId, Problems, Query, Unknown};
+use super::time::{parse_instant, utc_millis};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -39,11 +40,34 @@ pub fn router() -> Router<AppState> {
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 static REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
+/// The schema of an appointment's status: the names of
+/// [`AppointmentStatus`] (`as_str`), enumerated.
+pub struct StatusSchema;
+
+impl PartialSchema for StatusSchema {
+    fn schema() -> RefOr<Schema> {
+        use AppointmentStatus as S;
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(
+                [S::Pending, S::Confirmed, S::Cancelled].map(S::as_str),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StatusSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "AppointmentStatus".into()
+    }
+}
+
 /// An appointment as the API returns it (and as events carry it).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppointmentDto {
     /// UUIDv7.
+    #[schema(format = Uuid, example = "0193a4c2-7b1e-7c3a-9f3e-2d4b5a6c7d8e")]
     pub id: String,
     /// The provider.
     pub provider_id: String,
@@ -52,13 +76,14 @@ pub struct AppointmentDto {
     /// The processing country.
     pub country_iso: String,
     /// UTC.
-    #[schema(example = "2026-11-23T14:00:00Z")]
+    #[schema(format = DateTime, example = "2026-11-23T14:00:00Z")]
     pub start: String,
     /// UTC.
-    #[schema(example = "2026-11-23T14:30:00Z")]
+    #[schema(format = DateTime, example = "2026-11-23T14:30:00Z")]
     pub end: String,
-    /// `pending`, `confirmed` or `cancelled`.
-    #[schema(example = "pending")]
+    /// `pending` until the country records it, then `confirmed`;
+    /// `cancelled` is final.
+    #[schema(value_type = StatusSchema)]
     pub status: String,
     /// 1 on booking, + 1 per reschedule or cancel.
     pub version: u64,
@@ -67,8 +92,10 @@ pub struct AppointmentDto {
     /// Why it was cancelled, or null.
     pub cancel_reason: Option<String>,
     /// UTC, milliseconds.
+    #[schema(format = DateTime, example = "2026-11-20T10:00:00.120Z")]
     pub created_at: String,
     /// UTC, milliseconds.
+    #[schema(format = DateTime, example = "2026-11-20T10:00:00.120Z")]
     pub updated_at: String,
 }
 
@@ -108,9 +135,13 @@ fn appointment_response(status: StatusCode, a: &AppointmentDto, created: bool) -
     (status, headers, axum::Json(a)).into_response()
 }
 
-/// The body of `POST /v1/appointments`.
+/// The body of `POST /v1/appointments`. (The example's `start` is a slot
+/// of the example provider in the coming days: `/openapi.json` computes it
+/// when the server starts.)
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({ "providerId": "ana", "patientId": "12345",
+    "start": "2026-11-23T14:00:00Z", "countryIso": "PE", "notes": "primera consulta" }))]
 pub struct BookBody {
     /// The provider.
     #[schema(example = "ana")]
@@ -119,27 +150,23 @@ pub struct BookBody {
     #[schema(example = "12345")]
     pub patient_id: String,
     /// A slot start, RFC 3339, any offset.
-    #[schema(example = "2026-11-23T14:00:00Z")]
+    #[schema(format = DateTime, example = "2026-11-23T14:00:00Z")]
     pub start: String,
     /// If given, must be the provider's country.
     #[serde(default)]
+    #[schema(example = "PE")]
     pub country_iso: Option<String>,
-    /// At most 1000 characters.
+    /// At most 1000 characters; tabs and line breaks are the only control
+    /// characters allowed.
     #[serde(default)]
+    #[schema(example = "primera consulta")]
     pub notes: Option<String>,
 }
 
-fn parse_instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
-    match s.parse::<Timestamp>() {
-        Ok(t) => Some(t),
-        Err(_) => {
-            errors.push(FieldError::new(
-                field,
-                "must be an RFC 3339 instant with an offset, such as 2026-11-23T14:00:00Z",
-            ));
-            None
-        }
-    }
+fn instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
+    parse_instant(s)
+        .map_err(|message| errors.push(FieldError::new(field, message)))
+        .ok()
 }
 
 impl BookBody {
@@ -151,7 +178,7 @@ impl BookBody {
         let patient = PatientId::parse(&self.patient_id)
             .map_err(|e| errors.push(FieldError::new("patientId", e.to_string())))
             .ok();
-        let start = parse_instant("start", &self.start, &mut errors);
+        let start = instant("start", &self.start, &mut errors);
         let country = match self.country_iso.as_deref().map(CountryCode::parse) {
             None => None,
             Some(Ok(c)) => Some(c),
@@ -197,7 +224,7 @@ fn fingerprint(body: &Value) -> Fingerprint {
     post,
     path = "/v1/appointments",
     tag = "appointments",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key with the same body within 24 h replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key with the same body within 24 h replays the first answer", example = "first-booking")),
     request_body = BookBody,
     responses(
         (status = 201, description = "Booked (pending until the country records it)", body = AppointmentDto,
@@ -246,17 +273,17 @@ pub async fn book(
         }
         (Err(errors), _, _) => return Err(ApiError::validation(errors)),
     };
-    let outcome = match &reply.outcome {
-        Ok(_) => "booked",
-        Err(e) => book_code(e),
+    let (outcome, mut response) = match reply.outcome {
+        Ok(snapshot) => (
+            "booked",
+            appointment_response(StatusCode::CREATED, &AppointmentDto::from(&snapshot), true),
+        ),
+        Err(e) => {
+            let e = ApiError::from(e);
+            (e.code().as_str(), e.into_response())
+        }
     };
     crate::metrics::record_booking(if reply.replayed { "replayed" } else { outcome });
-    let mut response = match reply.outcome {
-        Ok(snapshot) => {
-            appointment_response(StatusCode::CREATED, &AppointmentDto::from(&snapshot), true)
-        }
-        Err(e) => ApiError::from(e).into_response(),
-    };
     if reply.replayed {
         response
             .headers_mut()
@@ -283,7 +310,7 @@ fn parse_id(id: &str) -> Result<AppointmentId, ApiError> {
 )]
 pub async fn get_one(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let appointment = state.service.get_appointment(parse_id(&id)?).await?;
     Ok(appointment_response(
@@ -293,27 +320,97 @@ pub async fn get_one(
     ))
 }
 
-/// Listing parameters.
-#[derive(Debug, IntoParams)]
+/// The query of `GET /v1/appointments`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents the parameters; parsing is by hand for precise errors
 pub struct ListParams {
     /// A patient's appointments (this or providerId is required).
-    #[param(rename = "patientId")]
-    patient_id: Option<String>,
+    #[param(value_type = Option<String>, example = "12345")]
+    patient_id: Option<Param<PatientId>>,
     /// A provider's appointments.
-    #[param(rename = "providerId")]
-    provider_id: Option<String>,
+    #[param(value_type = Option<String>, example = "ana")]
+    provider_id: Option<Param<ProviderId>>,
     /// First UTC date of `start`, inclusive (`YYYY-MM-DD`).
-    from: Option<String>,
+    #[param(value_type = Option<String>, format = Date)]
+    from: Option<Param<Date>>,
     /// Last UTC date of `start`, inclusive.
-    to: Option<String>,
-    /// `pending`, `confirmed` or `cancelled`.
-    status: Option<String>,
+    #[param(value_type = Option<String>, format = Date)]
+    to: Option<Param<Date>>,
+    /// Only appointments with this status.
+    #[param(value_type = Option<StatusSchema>)]
+    status: Option<Param<AppointmentStatus>>,
     /// 1–200, default 50.
-    limit: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<Param<PageLimit>>,
     /// `nextCursor` of the previous page.
-    cursor: Option<String>,
+    #[param(value_type = Option<String>)]
+    cursor: Option<Param<Cursor>>,
+    #[serde(flatten)]
+    #[param(ignore)]
+    unknown: Unknown,
+}
+
+impl FromParam for PatientId {
+    fn from_param(s: &str) -> Result<Self, String> {
+        PatientId::parse(s).map_err(|e| e.to_string())
+    }
+}
+
+impl FromParam for ProviderId {
+    fn from_param(s: &str) -> Result<Self, String> {
+        ProviderId::parse(s).map_err(|e| e.to_string())
+    }
+}
+
+impl FromParam for AppointmentStatus {
+    fn from_param(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map_err(|e: cita_core::booking::UnknownStatus| e.to_string())
+    }
+}
+
+impl FromParam for PageLimit {
+    fn from_param(s: &str) -> Result<Self, String> {
+        s.parse::<usize>()
+            .map_err(|_| "must be a whole number from 1 to 200".to_owned())
+            .and_then(|n| PageLimit::new(n).map_err(|e| e.to_string()))
+    }
+}
+
+impl FromParam for Cursor {
+    fn from_param(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map_err(|e: cita_core::booking::CursorError| e.to_string())
+    }
+}
+
+impl ListParams {
+    /// The listing, or every problem of the query.
+    fn try_into_domain(self) -> Result<ListRequest, Vec<FieldError>> {
+        let mut problems = Problems::unknown(&self.unknown);
+        let owner_given = self.patient_id.is_some() || self.provider_id.is_some();
+        let patient = problems.optional("patientId", self.patient_id);
+        let provider = problems.optional("providerId", self.provider_id);
+        let from = problems.optional("from", self.from);
+        let to = problems.optional("to", self.to);
+        let status = problems.optional("status", self.status);
+        let limit = problems.optional("limit", self.limit).unwrap_or_default();
+        let cursor = problems.optional("cursor", self.cursor);
+        if !owner_given {
+            problems.note("patientId", "patientId or providerId is required");
+        }
+        let owner = AppointmentQuery::new(patient, provider, limit.get()).ok();
+        let owner = problems.or_value(owner)?;
+        Ok(ListRequest {
+            owner,
+            from,
+            to,
+            status,
+            limit,
+            cursor,
+        })
+    }
 }
 
 /// One page of appointments.
@@ -324,105 +421,6 @@ pub struct PageDto {
     pub items: Vec<AppointmentDto>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
-}
-
-fn list_request(params: &HashMap<String, String>) -> Result<ListRequest, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    for key in params.keys() {
-        if !matches!(
-            key.as_str(),
-            "patientId" | "providerId" | "from" | "to" | "status" | "limit" | "cursor"
-        ) {
-            errors.push(FieldError::new(key.clone(), "unknown query parameter"));
-        }
-    }
-    let mut field = |name: &str, r: Result<(), String>| {
-        if let Err(m) = r {
-            errors.push(FieldError::new(name, m));
-        }
-    };
-    let mut patient = None;
-    if let Some(v) = params.get("patientId") {
-        field(
-            "patientId",
-            PatientId::parse(v)
-                .map(|p| patient = Some(p))
-                .map_err(|e| e.to_string()),
-        );
-    }
-    let mut provider = None;
-    if let Some(v) = params.get("providerId") {
-        field(
-            "providerId",
-            ProviderId::parse(v)
-                .map(|p| provider = Some(p))
-                .map_err(|e| e.to_string()),
-        );
-    }
-    let date = |v: &String| -> Result<Date, String> {
-        match v.parse::<Date>() {
-            Ok(d) if v.len() == 10 => Ok(d),
-            _ => Err("must be a date YYYY-MM-DD".to_owned()),
-        }
-    };
-    let mut from = None;
-    if let Some(v) = params.get("from") {
-        field("from", date(v).map(|d| from = Some(d)));
-    }
-    let mut to = None;
-    if let Some(v) = params.get("to") {
-        field("to", date(v).map(|d| to = Some(d)));
-    }
-    let mut status = None;
-    if let Some(v) = params.get("status") {
-        field(
-            "status",
-            v.parse::<AppointmentStatus>()
-                .map(|s| status = Some(s))
-                .map_err(|e| e.to_string()),
-        );
-    }
-    let mut limit = PageLimit::default();
-    if let Some(v) = params.get("limit") {
-        field(
-            "limit",
-            v.parse::<usize>()
-                .map_err(|_| "must be a whole number from 1 to 200".to_owned())
-                .and_then(|n| PageLimit::new(n).map_err(|e| e.to_string()))
-                .map(|l| limit = l),
-        );
-    }
-    let mut cursor = None;
-    if let Some(v) = params.get("cursor") {
-        field(
-            "cursor",
-            v.parse::<Cursor>()
-                .map(|c| cursor = Some(c))
-                .map_err(|e| e.to_string()),
-        );
-    }
-    let owner = if patient.is_none() && provider.is_none() {
-        if !params.contains_key("patientId") && !params.contains_key("providerId") {
-            errors.push(FieldError::new(
-                "patientId",
-                "patientId or providerId is required",
-            ));
-        }
-        None
-    } else {
-        AppointmentQuery::new(patient, provider, limit.get()).ok()
-    };
-    match owner {
-        Some(owner) if errors.is_empty() => Ok(ListRequest {
-            owner,
-            from,
-            to,
-            status,
-            limit,
-            cursor,
-        }),
-        _ => Err(errors),
-    }
 }
 
 /// Lists appointments by patient or provider.
@@ -439,9 +437,9 @@ fn list_request(params: &HashMap<String, String>) -> Result<ListRequest, Vec<Fie
 )]
 pub async fn list(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(params): Query<ListParams>,
 ) -> Result<axum::Json<PageDto>, ApiError> {
-    let request = list_request(&params).map_err(ApiError::validation)?;
+    let request = params.try_into_domain().map_err(ApiError::validation)?;
     let page = state.service.list_appointments(request).await?;
     Ok(axum::Json(PageDto {
         items: page.items.iter().map(dto).collect(),
@@ -467,12 +465,14 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
         .ok_or_else(|| ApiError::version_mismatch("If-Match must be an ETag such as \"3\""))
 }
 
-/// The body of `PUT /v1/appointments/{id}`.
+/// The body of `PUT /v1/appointments/{id}`. (The example's `start` is
+/// computed like `BookBody`'s, an hour later.)
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "start": "2026-11-23T15:00:00Z" }))]
 pub struct RescheduleBody {
     /// The new slot's start, RFC 3339.
-    #[schema(example = "2026-11-23T15:00:00Z")]
+    #[schema(format = DateTime, example = "2026-11-23T15:00:00Z")]
     pub start: String,
 }
 
@@ -497,13 +497,13 @@ pub struct RescheduleBody {
 )]
 pub async fn reschedule(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let body: RescheduleBody = typed(body).map_err(ApiError::validation)?;
     let mut errors = Vec::new();
-    let start = parse_instant("start", &body.start, &mut errors);
+    let start = instant("start", &body.start, &mut errors);
     let Some(start) = start else {
         return Err(ApiError::validation(errors));
     };
@@ -527,9 +527,12 @@ pub async fn reschedule(
 /// The optional body of `DELETE /v1/appointments/{id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "reason": "the patient is travelling" }))]
 pub struct CancelBody {
-    /// At most 500 characters.
+    /// At most 500 characters; tabs and line breaks are the only control
+    /// characters allowed.
     #[serde(default)]
+    #[schema(example = "the patient is travelling")]
     pub reason: Option<String>,
 }
 
@@ -539,7 +542,7 @@ pub struct CancelBody {
     path = "/v1/appointments/{id}",
     tag = "appointments",
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "\"{version}\"")),
-    request_body(content = Option<CancelBody>, description = "Optional"),
+    request_body(content = Option<CancelBody>, description = "Optional: no body at all, or a JSON object"),
     responses(
         (status = 200, description = "Cancelled (or already cancelled: unchanged)", body = AppointmentDto, headers(("ETag" = String))),
         (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
@@ -552,7 +555,7 @@ pub struct CancelBody {
 )]
 pub async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     OptionalJsonObject(body): OptionalJsonObject,
 ) -> Result<Response, ApiError> {

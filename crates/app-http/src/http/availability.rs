@@ -1,19 +1,18 @@
 //! `GET /v1/providers/{providerId}/availability`.
 
-use std::collections::HashMap;
-
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use cita_core::booking::{AvailabilityQuery, FieldError};
 use cita_core::ids::ProviderId;
 use cita_core::slots::Zone;
 use jiff::civil::Date;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, Problem, provider_not_found};
+use super::error::{ApiError, Problem, ProblemCode, provider_not_found};
+use super::params::{Param, PathId, Problems, Query, Unknown};
 use super::time::with_offset;
 
 /// The routes of this module.
@@ -24,27 +23,66 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-/// Query parameters.
-#[derive(Debug, IntoParams)]
+/// The query of `GET /v1/providers/{providerId}/availability`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents the parameters; parsing is by hand for precise errors
 pub struct AvailabilityParams {
-    /// First date, `YYYY-MM-DD`, in the display zone. Required.
-    from: String,
+    /// First date, `YYYY-MM-DD`, in the display zone.
+    #[param(value_type = String, format = Date, required = true, example = "2026-11-23")]
+    from: Option<Param<Date>>,
     /// Last date, inclusive; defaults to `from`; at most 31 dates.
-    to: Option<String>,
+    #[param(value_type = Option<String>, format = Date, example = "2026-11-29")]
+    to: Option<Param<Date>>,
     /// IANA display zone; the provider's by default.
-    timezone: Option<String>,
+    #[param(value_type = Option<String>, example = "Europe/Madrid")]
+    timezone: Option<Param<String>>,
+    #[serde(flatten)]
+    #[param(ignore)]
+    unknown: Unknown,
+}
+
+impl AvailabilityParams {
+    /// The question, or every problem of the query. An unknown time zone
+    /// has a code of its own (`invalid_timezone`) and is answered alone; a
+    /// malformed provider id is a provider that does not exist, after the
+    /// query (a bad query is 422 whoever the provider is).
+    fn try_into_domain(self, provider_id: &str) -> Result<AvailabilityQuery, ApiError> {
+        let mut problems = Problems::unknown(&self.unknown);
+        let from = problems.required("from", self.from);
+        let to = problems.optional("to", self.to);
+        let display = match problems
+            .optional("timezone", self.timezone)
+            .map(|z| Zone::parse(&z))
+        {
+            None => None,
+            Some(Ok(z)) => Some(z),
+            Some(Err(e)) => {
+                return Err(ApiError::with_fields(
+                    ProblemCode::InvalidTimezone,
+                    "timezone is not an IANA time zone",
+                    vec![FieldError::new("timezone", e.to_string())],
+                ));
+            }
+        };
+        let from = problems.or_value(from).map_err(ApiError::validation)?;
+        let provider_id = ProviderId::parse(provider_id).map_err(|_| provider_not_found())?;
+        Ok(AvailabilityQuery {
+            provider_id,
+            from,
+            to,
+            display,
+        })
+    }
 }
 
 /// One free slot, in the display zone's offset.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SlotDto {
     /// RFC 3339 with the display zone's offset.
-    #[schema(example = "2026-11-23T15:00:00+01:00")]
+    #[schema(format = DateTime, example = "2026-11-23T15:00:00+01:00")]
     pub start: String,
     /// RFC 3339 with the display zone's offset.
-    #[schema(example = "2026-11-23T15:30:00+01:00")]
+    #[schema(format = DateTime, example = "2026-11-23T15:30:00+01:00")]
     pub end: String,
 }
 
@@ -52,6 +90,7 @@ pub struct SlotDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DayDto {
     /// `YYYY-MM-DD`.
+    #[schema(format = Date, example = "2026-11-23")]
     pub date: String,
     /// Free slots starting that date, in order.
     pub slots: Vec<SlotDto>,
@@ -71,22 +110,12 @@ pub struct AvailabilityDto {
     pub days: Vec<DayDto>,
 }
 
-fn parse_date(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<Date> {
-    match value.parse::<Date>() {
-        Ok(d) if value.len() == 10 => Some(d),
-        _ => {
-            errors.push(FieldError::new(field, "must be a date YYYY-MM-DD"));
-            None
-        }
-    }
-}
-
 /// The free slots of a provider.
 #[utoipa::path(
     get,
     path = "/v1/providers/{providerId}/availability",
     tag = "availability",
-    params(("providerId" = String, Path), AvailabilityParams),
+    params(("providerId" = String, Path, example = "ana"), AvailabilityParams),
     responses(
         (status = 200, description = "Free slots by date", body = AvailabilityDto),
         (status = 404, description = "provider_not_found", body = Problem, content_type = "application/problem+json"),
@@ -96,49 +125,11 @@ fn parse_date(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<
 )]
 pub async fn get_availability(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    PathId(id): PathId,
+    Query(params): Query<AvailabilityParams>,
 ) -> Result<axum::Json<AvailabilityDto>, ApiError> {
-    let mut errors = Vec::new();
-    for key in params.keys() {
-        if !matches!(key.as_str(), "from" | "to" | "timezone") {
-            errors.push(FieldError::new(key.clone(), "unknown query parameter"));
-        }
-    }
-    let from = match params.get("from") {
-        Some(v) => parse_date("from", v, &mut errors),
-        None => {
-            errors.push(FieldError::new("from", "is required"));
-            None
-        }
-    };
-    let to = params
-        .get("to")
-        .and_then(|v| parse_date("to", v, &mut errors));
-    let display = match params.get("timezone").map(|z| Zone::parse(z)) {
-        None => None,
-        Some(Ok(z)) => Some(z),
-        Some(Err(e)) => {
-            return Err(ApiError::unprocessable(
-                "invalid_timezone",
-                "timezone is not an IANA time zone",
-                vec![FieldError::new("timezone", e.to_string())],
-            ));
-        }
-    };
-    let Some(from) = from.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::validation(errors));
-    };
-    let provider_id = ProviderId::parse(&id).map_err(|_| provider_not_found())?;
-    let availability = state
-        .service
-        .availability(AvailabilityQuery {
-            provider_id,
-            from,
-            to,
-            display,
-        })
-        .await?;
+    let query = params.try_into_domain(&id)?;
+    let availability = state.service.availability(query).await?;
     let tz = availability.zone.tz();
     let days = availability
         .days

@@ -112,7 +112,9 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, Vec<FieldError>> {
     })
 }
 
-fn between_backticks<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+/// The text between backticks after `prefix` in a serde message
+/// (``unknown field `colour`, expected …`` → `colour`).
+pub(super) fn between_backticks<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = message.strip_prefix(prefix)?;
     let rest = rest.strip_prefix('`')?;
     rest.split('`').next()

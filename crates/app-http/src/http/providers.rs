@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
@@ -15,14 +15,15 @@ use cita_core::slots::{
     BufferMinutes, DayHours, HorizonDays, LocalInterval, NoticeMinutes, Schedule, SlotMinutes,
     WEEKDAYS, WallTime, Zone,
 };
-use jiff::civil::{Date, Weekday};
+use jiff::civil::Weekday;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, Problem, provider_not_found};
+use super::error::{ApiError, Problem, ProblemCode, provider_not_found};
 use super::json::{JsonObject, typed};
-use super::time::utc_millis;
+use super::params::PathId;
+use super::time::{parse_date, utc_millis};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -95,7 +96,7 @@ impl WeeklyHoursDto {
 #[serde(deny_unknown_fields)]
 pub struct DateOverrideDto {
     /// `YYYY-MM-DD`, the provider's local date.
-    #[schema(example = "2026-12-25")]
+    #[schema(format = Date, example = "2026-12-25")]
     pub date: String,
     /// That date's intervals; `[]` closes the day.
     pub hours: Vec<IntervalDto>,
@@ -104,8 +105,15 @@ pub struct DateOverrideDto {
 /// The body of `PUT /v1/providers/{providerId}`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({
+    "name": "Dra. Ana Torres", "countryIso": "PE", "timezone": "America/Lima",
+    "slotMinutes": 30, "bufferMinutes": 0, "minNoticeMinutes": 60, "horizonDays": 90,
+    "weeklyHours": {
+        "monday": [ { "start": "09:00", "end": "13:00" }, { "start": "14:00", "end": "18:00" } ],
+        "tuesday": [ { "start": "09:00", "end": "13:00" } ] },
+    "dateOverrides": [ { "date": "2026-12-25", "hours": [] } ] }))]
 pub struct ProviderBody {
-    /// 1–200 characters.
+    /// 1–200 characters, one line, without control characters.
     #[schema(example = "Dra. Ana Torres")]
     pub name: String,
     /// ISO 3166-1 alpha-2 of a served country.
@@ -116,15 +124,19 @@ pub struct ProviderBody {
     pub timezone: String,
     /// 5–480, default 30.
     #[serde(default)]
+    #[schema(minimum = 5, maximum = 480, example = 30)]
     pub slot_minutes: Option<u32>,
     /// 0–240, default 0.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 240, example = 0)]
     pub buffer_minutes: Option<u32>,
     /// 0–525600, default 0.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 525_600, example = 60)]
     pub min_notice_minutes: Option<u32>,
     /// 1–365, default 90.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 365, example = 90)]
     pub horizon_days: Option<u32>,
     /// Required (may be `{}`).
     pub weekly_hours: WeeklyHoursDto,
@@ -159,9 +171,11 @@ pub struct ProviderDto {
     pub date_overrides: Vec<DateOverrideDto>,
     /// 1 on creation, + 1 per replacement.
     pub version: u64,
-    /// UTC.
+    /// UTC, milliseconds.
+    #[schema(format = DateTime, example = "2026-11-20T10:00:00.120Z")]
     pub created_at: String,
-    /// UTC.
+    /// UTC, milliseconds.
+    #[schema(format = DateTime, example = "2026-11-20T10:00:00.120Z")]
     pub updated_at: String,
 }
 
@@ -351,16 +365,11 @@ impl ProviderBody {
         }
         let mut overrides = BTreeMap::new();
         for (i, o) in self.date_overrides.iter().enumerate() {
-            let date: Option<Date> = match o.date.parse::<Date>() {
-                Ok(d) if o.date.len() == 10 => Some(d),
-                _ => {
-                    errors.push(FieldError::new(
-                        format!("dateOverrides[{i}].date"),
-                        "must be a date YYYY-MM-DD",
-                    ));
-                    None
-                }
-            };
+            let date = parse_date(&o.date)
+                .map_err(|message| {
+                    errors.push(FieldError::new(format!("dateOverrides[{i}].date"), message));
+                })
+                .ok();
             let hours = day_hours(&format!("dateOverrides[{i}].hours"), &o.hours, &mut errors);
             if let (Some(date), Some(hours)) = (date, hours)
                 && overrides.insert(date, hours).is_some()
@@ -421,7 +430,7 @@ fn provider_response(status: StatusCode, provider: &Provider) -> Response {
     put,
     path = "/v1/providers/{providerId}",
     tag = "providers",
-    params(("providerId" = String, Path, description = "`^[A-Za-z0-9_-]{1,64}$`")),
+    params(("providerId" = String, Path, description = "`^[A-Za-z0-9_-]{1,64}$`", example = "ana")),
     request_body = ProviderBody,
     responses(
         (status = 200, description = "Replaced", body = ProviderDto),
@@ -437,7 +446,7 @@ fn provider_response(status: StatusCode, provider: &Provider) -> Response {
 )]
 pub async fn put_provider(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let id = ProviderId::parse(&id);
@@ -458,8 +467,8 @@ pub async fn put_provider(
     let draft = match body.try_into_domain() {
         Ok(d) => d,
         Err(DraftError::Timezone(errors)) => {
-            return Err(ApiError::unprocessable(
-                "invalid_timezone",
+            return Err(ApiError::with_fields(
+                ProblemCode::InvalidTimezone,
                 "timezone is not an IANA time zone",
                 errors,
             ));
@@ -480,7 +489,7 @@ pub async fn put_provider(
     get,
     path = "/v1/providers/{providerId}",
     tag = "providers",
-    params(("providerId" = String, Path)),
+    params(("providerId" = String, Path, example = "ana")),
     responses(
         (status = 200, description = "The provider", body = ProviderDto, headers(("ETag" = String))),
         (status = 404, description = "provider_not_found", body = Problem, content_type = "application/problem+json"),
@@ -489,7 +498,7 @@ pub async fn put_provider(
 )]
 pub async fn get_provider(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let id = ProviderId::parse(&id).map_err(|_| provider_not_found())?;
     let provider = state.service.get_provider(&id).await?;

@@ -1,9 +1,57 @@
-//! How instants are written in responses.
+//! How dates and instants are read from requests and written in responses.
 
 use std::fmt::Write;
 
+use cita_core::slots::LAST_DATE;
 use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::fmt::temporal::Pieces;
 use jiff::tz::Offset;
+
+/// Why an instant was refused (the field's message).
+pub const INSTANT_EXPECTED: &str =
+    "must be an RFC 3339 instant with an offset, such as 2026-11-23T14:00:00Z";
+
+/// Why an instant's offset was refused (the field's message).
+pub const OFFSET_OUT_OF_RANGE: &str = "must have an RFC 3339 offset: whole minutes, at most ±23:59";
+
+/// Why a date was refused (the field's message).
+pub const DATE_EXPECTED: &str = "must be a date YYYY-MM-DD";
+
+/// A request's instant: RFC 3339 with an offset. jiff also reads offsets
+/// up to ±25:59:59 and with seconds, which RFC 3339 does not have
+/// (`time-numoffset` is `±HH:MM`, hours 00–23): those are refused.
+///
+/// # Errors
+/// The message for the field.
+pub fn parse_instant(s: &str) -> Result<Timestamp, &'static str> {
+    let t = s.parse::<Timestamp>().map_err(|_| INSTANT_EXPECTED)?;
+    let offset = Pieces::parse(s)
+        .ok()
+        .and_then(|p| p.offset())
+        .map(|o| o.to_numeric_offset())
+        .ok_or(INSTANT_EXPECTED)?;
+    let secs = offset.seconds().unsigned_abs();
+    if secs >= 24 * 3600 || secs % 60 != 0 {
+        return Err(OFFSET_OUT_OF_RANGE);
+    }
+    Ok(t)
+}
+
+/// A request's date: exactly `YYYY-MM-DD`, no later than
+/// [`LAST_DATE`] (past it, a day's instants are not all representable).
+///
+/// # Errors
+/// The message for the field.
+pub fn parse_date(s: &str) -> Result<Date, String> {
+    match s.parse::<Date>() {
+        Ok(d) if s.len() == 10 && d <= LAST_DATE => Ok(d),
+        Ok(d) if s.len() == 10 && d > LAST_DATE => {
+            Err(format!("must be a date no later than {LAST_DATE}"))
+        }
+        _ => Err(DATE_EXPECTED.to_owned()),
+    }
+}
 
 /// RFC 3339 UTC with milliseconds (`2026-11-23T13:59:58.120Z`): the form of
 /// `createdAt`/`updatedAt`, identical to the event envelope's.
@@ -76,6 +124,42 @@ fn with_offset_general(dt: jiff::civil::DateTime, secs: i32, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_take_rfc3339_offsets_only() {
+        for ok in [
+            "2026-11-23T14:00:00Z",
+            "2026-11-23T14:00:00.5+01:00",
+            "2026-11-23T14:00:00+23:59",
+            "2026-11-23T14:00:00-23:59",
+            "2026-11-23T14:00:00-00:00",
+        ] {
+            assert!(parse_instant(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("2026-11-23T14:00:00+24:00", OFFSET_OUT_OF_RANGE),
+            ("2026-11-23T14:00:00+25:00", OFFSET_OUT_OF_RANGE),
+            ("2026-11-23T14:00:00-25:59", OFFSET_OUT_OF_RANGE),
+            ("2026-11-23T14:00:00+05:30:15", OFFSET_OUT_OF_RANGE),
+            ("2026-11-23T14:00:00", INSTANT_EXPECTED),
+            ("tomorrow", INSTANT_EXPECTED),
+        ] {
+            assert_eq!(parse_instant(bad), Err(why), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_are_ten_characters_up_to_the_last_date() {
+        assert_eq!(parse_date("2026-11-23").unwrap().to_string(), "2026-11-23");
+        assert_eq!(parse_date("9998-12-31").unwrap(), LAST_DATE);
+        assert_eq!(
+            parse_date("9999-12-31").unwrap_err(),
+            "must be a date no later than 9998-12-31"
+        );
+        for bad in ["2026-13-01", "2026-1-1", "20261123", "-002026-11-23", ""] {
+            assert_eq!(parse_date(bad).unwrap_err(), DATE_EXPECTED, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_offsets_like_rfc3339() {

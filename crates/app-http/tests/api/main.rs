@@ -9,10 +9,13 @@
 
 mod appointments;
 mod availability;
+mod edges;
 mod embedded;
 mod errors;
 mod helpers;
 mod operations;
+mod outages;
 mod providers;
 mod races;
 mod server_stores;
+mod serving;

@@ -1,8 +1,9 @@
 //! `/health`, `/ready`, `/metrics`, `/openapi.json`, `/docs`.
 
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Value, json};
 
-use crate::helpers::{slot, spawn_app};
+use crate::helpers::{instant, slot, spawn_app};
 
 #[tokio::test]
 async fn health_is_ok() {
@@ -129,4 +130,211 @@ async fn docs_serve_swagger_ui() {
         !html.contains("unpkg.com") && !html.contains("cdn.jsdelivr"),
         "{html}"
     );
+}
+
+#[tokio::test]
+async fn openapi_enumerates_every_problem_code() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await.ok(200);
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Problem"]["properties"]["code"]["$ref"], "#/components/schemas/ProblemCode",
+        "{}",
+        schemas["Problem"]
+    );
+    let codes: Vec<&str> = schemas["ProblemCode"]["enum"]
+        .as_array()
+        .expect("an enum of codes")
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in [
+        "malformed_json",
+        "provider_not_found",
+        "appointment_not_found",
+        "not_found",
+        "method_not_allowed",
+        "slot_taken",
+        "patient_busy",
+        "appointment_cancelled",
+        "version_mismatch",
+        "payload_too_large",
+        "unsupported_media_type",
+        "validation_failed",
+        "invalid_timezone",
+        "country_not_served",
+        "country_mismatch",
+        "slot_not_offered",
+        "too_soon",
+        "too_far",
+        "range_too_large",
+        "idempotency_key_reused",
+        "rate_limited",
+        "unavailable",
+        "internal_error",
+    ] {
+        assert!(codes.contains(&code), "{code} not in {codes:?}");
+    }
+}
+
+/// What Swagger UI's "Try it out" puts in a body or parameter: the
+/// schema's example, else one built from its properties (arrays of one
+/// item, `"string"`, `0` and `true` for the rest).
+fn sample(doc: &Value, schema: &Value) -> Value {
+    if let Some(example) = schema.get("example") {
+        return example.clone();
+    }
+    if let Some(target) = schema["$ref"].as_str() {
+        let name = target.rsplit('/').next().unwrap();
+        return sample(doc, &doc["components"]["schemas"][name]);
+    }
+    if let Some(first) = schema["oneOf"]
+        .as_array()
+        .and_then(|o| o.iter().find(|s| s["type"] != "null"))
+    {
+        return sample(doc, first);
+    }
+    let kind = match &schema["type"] {
+        Value::Array(kinds) => kinds
+            .iter()
+            .find(|k| *k != "null")
+            .cloned()
+            .unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    match kind.as_str() {
+        Some("object") => Value::Object(
+            schema["properties"]
+                .as_object()
+                .map(|p| p.iter().map(|(k, v)| (k.clone(), sample(doc, v))).collect())
+                .unwrap_or_default(),
+        ),
+        Some("array") => json!([sample(doc, &schema["items"])]),
+        Some("integer" | "number") => json!(0),
+        Some("boolean") => json!(true),
+        _ => json!("string"),
+    }
+}
+
+/// The body example of `method path`.
+fn body_example(doc: &Value, path: &str, method: &str) -> Value {
+    let schema =
+        &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+    sample(doc, schema)
+}
+
+/// `?name=example&…` of the parameters `in` the query that have examples
+/// (Swagger leaves the others empty), and the path with its examples.
+fn with_examples(doc: &Value, path: &str, method: &str) -> String {
+    let mut out = path.to_owned();
+    let mut query = Vec::new();
+    for p in doc["paths"][path][method]["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let (Some(name), Some(example)) = (p["name"].as_str(), p["example"].as_str()) else {
+            continue;
+        };
+        match p["in"].as_str() {
+            Some("path") => out = out.replace(&format!("{{{name}}}"), example),
+            Some("query") => query.push(format!("{name}={example}")),
+            _ => {}
+        }
+    }
+    if !query.is_empty() {
+        out = format!("{out}?{}", query.join("&"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_openapi_example_works_as_is() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await.ok(200);
+    assert_eq!(doc["servers"][0]["url"], "/", "{}", doc["servers"]);
+
+    let put = with_examples(&doc, "/v1/providers/{providerId}", "put");
+    let provider = body_example(&doc, "/v1/providers/{providerId}", "put");
+    app.json(Method::PUT, &put, &[], &provider).await.ok(201);
+    app.get(&with_examples(&doc, "/v1/providers/{providerId}", "get"))
+        .await
+        .ok(200);
+
+    let book = body_example(&doc, "/v1/appointments", "post");
+    let start = instant(book["start"].as_str().expect("a start"));
+    let slots = app
+        .get(&with_examples(
+            &doc,
+            "/v1/providers/{providerId}/availability",
+            "get",
+        ))
+        .await
+        .ok(200);
+    let offered = slots["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["slots"].as_array().unwrap().iter())
+        .any(|s| instant(s["start"].as_str().unwrap()) == start);
+    assert!(
+        offered,
+        "{start} is not among the example's availability: {slots}"
+    );
+
+    let key = doc["paths"]["/v1/appointments"]["post"]["parameters"][0]["example"]
+        .as_str()
+        .expect("an Idempotency-Key example");
+    let booked = app
+        .json(
+            Method::POST,
+            "/v1/appointments",
+            &[("idempotency-key", key)],
+            &book,
+        )
+        .await
+        .ok(201);
+    let listed = app
+        .get(&with_examples(&doc, "/v1/appointments", "get"))
+        .await
+        .ok(200);
+    assert_eq!(listed["items"][0]["id"], booked["id"], "{listed}");
+
+    let id = booked["id"].as_str().unwrap();
+    let path = format!("/v1/appointments/{id}");
+    let moved = body_example(&doc, "/v1/appointments/{id}", "put");
+    let moved = app.json(Method::PUT, &path, &[], &moved).await.ok(200);
+    assert_eq!(moved["version"], 2);
+    let cancel = body_example(&doc, "/v1/appointments/{id}", "delete");
+    let cancelled = app.json(Method::DELETE, &path, &[], &cancel).await.ok(200);
+    assert_eq!(cancelled["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn openapi_gives_formats_and_enumerates_statuses() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await.ok(200);
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field, format) in [
+        ("AppointmentDto", "start", "date-time"),
+        ("AppointmentDto", "createdAt", "date-time"),
+        ("BookBody", "start", "date-time"),
+        ("RescheduleBody", "start", "date-time"),
+        ("SlotDto", "start", "date-time"),
+        ("DayDto", "date", "date"),
+        ("DateOverrideDto", "date", "date"),
+        ("ProviderDto", "updatedAt", "date-time"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["format"], format,
+            "{schema}.{field}: {}",
+            schemas[schema]["properties"][field]
+        );
+    }
+    assert_eq!(
+        schemas["AppointmentStatus"]["enum"],
+        json!(["pending", "confirmed", "cancelled"])
+    );
+    let cancel = &doc["paths"]["/v1/appointments/{id}"]["delete"]["requestBody"];
+    assert_eq!(cancel["required"], false, "{cancel}");
 }

@@ -71,13 +71,18 @@ macro_rules! bounded_text {
             /// The longest text allowed, in characters.
             pub const MAX_CHARS: usize = $max;
 
-            /// Checks the length in characters.
+            /// Checks the length in characters and that the only control
+            /// characters are tabs and line breaks (`\t`, `\n`, `\r`): free
+            /// text may span lines, but an ESC, BEL or other C0/C1 control
+            /// would act instead of print where the text is shown
+            /// (terminals, logs), and NUL cannot be stored by every database
+            /// (PostgreSQL text).
             ///
             /// # Errors
-            /// [`TextTooLong`] past the limit.
+            /// [`TextTooLong`] past the limit or with another control character.
             pub fn parse(s: &str) -> Result<Self, TextTooLong> {
-                // NUL cannot be stored by every database (PostgreSQL text).
-                if s.chars().count() > Self::MAX_CHARS || s.contains('\0') {
+                let control = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+                if s.chars().count() > Self::MAX_CHARS || s.chars().any(control) {
                     Err(TextTooLong { max: Self::MAX_CHARS })
                 } else {
                     Ok(Self(s.to_owned()))
@@ -92,9 +97,12 @@ macro_rules! bounded_text {
     };
 }
 
-/// A text was longer than allowed (or held a NUL character).
+/// A text was longer than allowed, or held a control character other than
+/// a tab or a line break.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be at most {max} characters, without NUL")]
+#[error(
+    "must be at most {max} characters, without control characters other than tabs and line breaks"
+)]
 pub struct TextTooLong {
     /// The limit, in characters.
     pub max: usize,
@@ -312,6 +320,34 @@ mod tests {
             Err(AlreadyCancelled)
         );
         assert_eq!(c.confirm(c.version, a.created_at), Confirmation::Cancelled);
+    }
+
+    #[test]
+    fn free_text_may_span_lines_but_holds_no_other_control_character() {
+        let multi = "primera consulta\n\tsegunda línea\r\n👍";
+        assert_eq!(Notes::parse(multi).unwrap().as_str(), multi);
+        assert_eq!(CancelReason::parse(multi).unwrap().as_str(), multi);
+        assert!(Notes::parse(&"ñ".repeat(1000)).is_ok());
+        assert_eq!(
+            Notes::parse(&"n".repeat(1001)),
+            Err(TextTooLong { max: 1000 })
+        );
+        assert_eq!(
+            CancelReason::parse(&"r".repeat(501)),
+            Err(TextTooLong { max: 500 })
+        );
+        for bad in [
+            "\0",
+            "\u{1b}[2J",
+            "ding\u{7}",
+            "\u{8}",
+            "\u{7f}",
+            "\u{85}",
+            "\u{9b}",
+        ] {
+            assert!(Notes::parse(bad).is_err(), "{bad:?}");
+            assert!(CancelReason::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

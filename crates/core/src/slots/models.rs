@@ -82,6 +82,12 @@ bounded!(
 /// The longest an appointment can last: appointments are one slot long.
 pub const MAX_APPOINTMENT: SignedDuration = SignedDuration::from_secs(480 * 60);
 
+/// The last date Cita reasons about (availability, listings, date
+/// overrides). Instants end on 9999-12-30 (jiff's range), and a question
+/// about a date needs its whole local day in any zone plus a day's margin
+/// and the longest hold: up to this date all of that is representable.
+pub const LAST_DATE: Date = jiff::civil::date(9998, 12, 31);
+
 /// A wall-clock time of day, `00:00` to `24:00` (the latter only as an end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WallTime(u16);

@@ -5,7 +5,8 @@ use super::BookingService;
 use crate::booking::errors::AvailabilityError;
 use crate::ids::ProviderId;
 use crate::slots::{
-    AvailabilityRequest, Busy, DaySlots, MAX_APPOINTMENT, SlotMinutes, Zone, available_slots,
+    AvailabilityRequest, Busy, DaySlots, LAST_DATE, MAX_APPOINTMENT, SlotMinutes, Zone,
+    available_slots,
 };
 
 /// An availability question.
@@ -67,21 +68,27 @@ impl BookingService {
         let now = self.clock.now();
 
         // Appointments that can touch the range: one day of margin on each
-        // side covers every zone offset, plus the longest hold.
+        // side covers every zone offset, plus the longest hold. Checked:
+        // dates past `LAST_DATE` have no representable margin (callers
+        // refuse them; here they fail instead of overflowing).
         let margin = SignedDuration::from_hours(26) + MAX_APPOINTMENT + schedule.buffer.duration();
         let start = query
             .from
             .to_zoned(display.tz().clone())
-            .map_err(anyhow::Error::from)?
-            .timestamp();
+            .and_then(|z| z.timestamp().checked_sub(margin))
+            .map_err(anyhow::Error::from)?;
         let end = to
             .tomorrow()
             .and_then(|d| d.to_zoned(display.tz().clone()))
-            .map_err(anyhow::Error::from)?
-            .timestamp();
+            .and_then(|z| z.timestamp().checked_add(margin))
+            .map_err(|e| {
+                anyhow::Error::from(e).context(format!(
+                    "availability up to {to}: past the last date Cita reasons about ({LAST_DATE})"
+                ))
+            })?;
         let active = self
             .appointments
-            .active_in_range(&provider.id, start - margin, end + margin)
+            .active_in_range(&provider.id, start, end)
             .await?;
         let mut busy: Vec<Busy> = active
             .iter()
@@ -107,5 +114,65 @@ impl BookingService {
             slot: schedule.slot,
             days,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::booking::{MockAppointmentStore, MockIdempotencyStore};
+    use crate::clock::MockClock;
+    use crate::ids::Version;
+    use crate::providers::{MockProviderStore, Provider, ProviderName};
+    use crate::routing::{CountryCode, CountryRouter};
+    use crate::slots::Schedule;
+
+    /// A provider on UTC, and appointment and idempotency stores that must
+    /// not be called.
+    fn service() -> BookingService {
+        let t: Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
+        let provider = Provider {
+            id: ProviderId::parse("ana").unwrap(),
+            name: ProviderName::parse("Ana").unwrap(),
+            country: CountryCode::PE,
+            schedule: Schedule::new(Zone::parse("UTC").unwrap()),
+            version: Version::FIRST,
+            created_at: t,
+            updated_at: t,
+        };
+        let mut providers = MockProviderStore::new();
+        providers
+            .expect_get()
+            .returning(move |_| Ok(Some(provider.clone())));
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(t);
+        BookingService::new(
+            Arc::new(providers),
+            Arc::new(MockAppointmentStore::new()),
+            Arc::new(MockIdempotencyStore::new()),
+            CountryRouter::default(),
+            Arc::new(clock),
+        )
+    }
+
+    #[tokio::test]
+    async fn dates_past_the_last_date_fail_instead_of_overflowing() {
+        for date in ["9999-12-29", "9999-12-31"] {
+            let query = AvailabilityQuery {
+                provider_id: ProviderId::parse("ana").unwrap(),
+                from: date.parse().unwrap(),
+                to: None,
+                display: None,
+            };
+            let e = service().availability(query).await.unwrap_err();
+            assert!(
+                matches!(&e, AvailabilityError::Unexpected(_)),
+                "{date}: {e:?}"
+            );
+        }
     }
 }
