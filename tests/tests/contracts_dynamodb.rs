@@ -713,11 +713,13 @@ async fn no_two_active_appointments_overlap_after_racing_writes() {
             .collect();
         for (a, r) in candidates.iter().zip(&results) {
             match r {
+                // The insert also applies the refused row's own buffer after
+                // a winner's end (`Appointment::blocks_booking`).
                 Err(AppointmentWriteError::SlotTaken) => assert!(
                     winners
                         .iter()
-                        .any(|w| w.provider_id == a.provider_id && w.provider_overlaps(a)),
-                    "round {round}: SlotTaken for {a:?} without a stored overlap at its provider"
+                        .any(|w| w.provider_id == a.provider_id && w.blocks_booking(a)),
+                    "round {round}: SlotTaken for {a:?} without a stored appointment blocking it at its provider"
                 ),
                 Err(AppointmentWriteError::PatientBusy) => assert!(
                     winners
