@@ -78,6 +78,10 @@ pub fn timeout_problem(timeout: Duration) -> impl Fn(Response) -> Response + Clo
         {
             return response;
         }
+        tracing::warn!(
+            timeout_ms = timeout.as_millis(),
+            "the request ran out of time"
+        );
         ApiError::unavailable(format!(
             "the request did not finish within {} ms; what it changed, if anything, it changed completely. Retry later.",
             timeout.as_millis()
