@@ -26,7 +26,7 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// The most header fields answered.
 pub const MAX_HEADERS: usize = 100;
 
-/// How many header fields hyper parses at most (above [`MAX_HEADERS`], so
+/// How many header fields hyper parses at most (above `MAX_HEADERS`, so
 /// that a few more than allowed are refused here, as a problem).
 pub const MAX_PARSED_HEADERS: usize = 2 * MAX_HEADERS;
 
