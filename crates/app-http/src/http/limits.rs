@@ -26,7 +26,7 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// The most header fields answered.
 pub const MAX_HEADERS: usize = 100;
 
-/// How many header fields hyper parses at most (above [`MAX_HEADERS`], so
+/// How many header fields hyper parses at most (above `MAX_HEADERS`, so
 /// that a few more than allowed are refused here, as a problem).
 pub const MAX_PARSED_HEADERS: usize = 2 * MAX_HEADERS;
 
@@ -78,6 +78,10 @@ pub fn timeout_problem(timeout: Duration) -> impl Fn(Response) -> Response + Clo
         {
             return response;
         }
+        tracing::warn!(
+            timeout_ms = timeout.as_millis(),
+            "the request ran out of time"
+        );
         ApiError::unavailable(format!(
             "the request did not finish within {} ms; what it changed, if anything, it changed completely. Retry later.",
             timeout.as_millis()
