@@ -5,7 +5,7 @@
 //! stores alike ([`version`]).
 //!
 //! The dialect modules (`sqlite`, `postgres`, `mysql`) keep only what
-//! really differs: their SQL text (placeholders, upserts, casts), how
+//! really differs: their SQL text (parameter markers `?` or `$n`, upserts, casts), how
 //! overlaps are refused (`BEGIN IMMEDIATE`, exclusion constraints, row
 //! locks), and how driver errors are classified.
 
