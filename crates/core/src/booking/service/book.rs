@@ -1,4 +1,4 @@
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::{BookingService, POLL, release};
 use crate::booking::errors::BookError;
@@ -125,7 +125,7 @@ impl BookingService {
         appointment: Option<AppointmentId>,
         work: impl Future<Output = Result<AppointmentSnapshot, BookError>>,
     ) -> BookReply {
-        let mut waited = jiff::SignedDuration::ZERO;
+        let mut waited = SignedDuration::ZERO;
         loop {
             let reservation = self
                 .idempotency
@@ -160,16 +160,20 @@ impl BookingService {
                     IdempotencyState::InProgress => record.appointment,
                 },
             };
-            // The same request is in progress, or was, and not answered:
-            // its appointment, if it exists, is the answer.
-            if let Some(id) = unanswered {
+            // The same request is in progress, or was and died unanswered:
+            // its appointment, if it exists, is the answer. Looked for when
+            // the record is first seen (a retry after a crash) and once more
+            // before giving up; in between, a live first attempt answers
+            // through the record itself.
+            let giving_up = waited >= self.settings.idempotency_wait;
+            if let Some(id) = unanswered.filter(|_| waited == SignedDuration::ZERO || giving_up) {
                 match self.booked_earlier(key, id).await {
                     Ok(Some(reply)) => return reply,
                     Ok(None) => {}
                     Err(e) => return BookReply::fresh(Err(e.into())),
                 }
             }
-            if waited >= self.settings.idempotency_wait {
+            if giving_up {
                 return BookReply::fresh(Err(anyhow::anyhow!(
                     "a request with this idempotency key is still in progress"
                 )

@@ -1225,6 +1225,38 @@ async fn a_retry_books_when_the_abandoned_attempt_booked_nothing() {
 }
 
 #[tokio::test]
+async fn a_duplicate_waiting_for_a_live_attempt_looks_for_its_booking_twice_only() {
+    let mut ports = Ports::new();
+    let request = keyed(request(), "k-waiting");
+    let record = unanswered(&request, AppointmentId::new(), SignedDuration::from_secs(1));
+    ports
+        .idempotency
+        .expect_reserve()
+        .returning(move |_, _, _, _, _, _| Ok(Reservation::Existing(Box::new(record.clone()))));
+    // Once when the record is first seen, once before giving up: not on
+    // every poll.
+    ports
+        .appointments
+        .expect_get()
+        .times(2)
+        .returning(|_| Ok(None));
+    ports.idempotency.expect_complete().times(0);
+    ports.idempotency.expect_release().times(0);
+    no_booking_attempted(&mut ports);
+    let sleeps = Arc::clone(&ports.sleeps);
+    let service = ports.service();
+
+    let reply = service.book(request).await;
+
+    assert!(
+        matches!(reply.outcome, Err(BookError::Unexpected(_))),
+        "{:?}",
+        reply.outcome
+    );
+    assert!(sleeps.load(Ordering::SeqCst) > 2, "it polled the record");
+}
+
+#[tokio::test]
 async fn another_request_under_an_abandoned_key_does_not_take_its_booking() {
     let mut ports = Ports::new();
     let request = keyed(request(), "k-crash-other-body");
