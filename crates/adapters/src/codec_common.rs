@@ -12,7 +12,9 @@
 use anyhow::Context as _;
 use cita_core::booking::AppointmentStatus;
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
-use cita_core::ids::{AppointmentId, EventId};
+use cita_core::ids::AppointmentId;
+#[cfg(any(feature = "sqlite", feature = "dynamodb"))]
+use cita_core::ids::EventId;
 use cita_core::ids::{PatientId, ProviderId, Version};
 use cita_core::routing::CountryCode;
 use jiff::Timestamp;
@@ -36,7 +38,7 @@ pub(crate) fn millis(t: Timestamp) -> i64 {
 }
 
 /// Reads an instant stored by [`millis`].
-#[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
+#[cfg(feature = "dynamodb")]
 pub(crate) fn instant(ms: i64) -> anyhow::Result<Timestamp> {
     Timestamp::from_millisecond(ms).with_context(|| format!("stored instant {ms} is out of range"))
 }
@@ -81,7 +83,7 @@ pub(crate) fn appointment_id(id: AppointmentId) -> String {
 }
 
 /// An event id, in the same text form as [`appointment_id`].
-#[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
+#[cfg(any(feature = "sqlite", feature = "dynamodb"))]
 pub(crate) fn event_id(id: EventId) -> String {
     id.as_uuid().hyphenated().to_string()
 }
@@ -134,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
+    #[cfg(feature = "dynamodb")]
     fn instants_round_trip_to_the_millisecond_and_floor_below_it() {
         let t: Timestamp = "2031-03-03T10:00:00.123Z".parse().unwrap();
         assert_eq!(instant(millis(t)).unwrap(), t);
@@ -149,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
+    #[cfg(feature = "dynamodb")]
     fn uuid_v7_text_order_is_byte_order() {
         let mut ids: Vec<AppointmentId> = (0..200).map(|_| AppointmentId::new()).collect();
         ids.reverse();

@@ -56,7 +56,7 @@ mod schedule_json;
 pub mod select;
 pub mod signal;
 #[cfg(feature = "sql")]
-mod sql;
+pub mod sql;
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -1,14 +1,14 @@
 use anyhow::Context as _;
-use async_trait::async_trait;
-use cita_core::booking::{Appointment, AppointmentQuery, AppointmentStore, AppointmentWriteError};
-use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
-use cita_core::ids::{AppointmentId, EventId, ProviderId, Version};
+use cita_core::booking::{Appointment, AppointmentWriteError};
+use cita_core::events::EventEnvelope;
+use cita_core::ids::Version;
 use cita_core::slots::{BufferMinutes, MAX_APPOINTMENT};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use sqlx::{MySql, MySqlConnection, MySqlPool, Transaction};
 
-use super::{MySqlDatabase, codec, retrying};
-use crate::sql::rows::{AppointmentRow, appointment_columns};
+use super::{MySqlDatabase, codec};
+use crate::sql::dialect::retrying;
+use crate::sql::reads::{push_event, select_appointments};
 
 /// Appointments and their outbox in a MySQL / MariaDB database.
 ///
@@ -66,6 +66,7 @@ use crate::sql::rows::{AppointmentRow, appointment_columns};
 /// follows the neighbourhood of the new time, not the history.
 #[derive(Debug, Clone)]
 pub struct MySqlAppointmentStore {
+    db: MySqlDatabase,
     pool: MySqlPool,
 }
 
@@ -73,6 +74,7 @@ impl MySqlAppointmentStore {
     /// A store over `db`'s pool.
     pub fn new(db: &MySqlDatabase) -> Self {
         Self {
+            db: db.clone(),
             pool: db.pool().clone(),
         }
     }
@@ -211,29 +213,20 @@ const PATIENT_CLASH: &str = "SELECT id FROM appointments \
 
 const LOCK_VERSION: &str = "SELECT version FROM appointments WHERE id = ? FOR UPDATE";
 
-const INSERT_EVENT: &str = "INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
-    VALUES (?, ?, ?, ?)";
-
-const GET: &str = concat!(
-    "SELECT ",
-    appointment_columns!(),
-    " FROM appointments WHERE id = ?"
-);
+pub(super) const GET: &str = select_appointments!("id = ?");
 
 /// Listing filters, all bound so the SQL stays static. `from` and `after`
-/// are one lower bound: "start ≥ from" is the position `(from, '')` (every
-/// id sorts after the empty text), and the later of the two positions is
+/// are one lower bound: "start ≥ from" is the position `(from, nil UUID)`
+/// (every UUIDv7's text sorts after it), and the later of the two positions is
 /// bound as `(s, i)`: `start_at > s OR (start_at = s AND id > i)`, two
 /// ranges of the index on `(owner, start_at, id)`, so a later page starts
 /// where the previous one ended instead of scanning from the beginning.
-/// `until` defaults to the largest BIGINT. The status filter is bound twice
+/// A missing `from`/`until` is the earliest instant every dialect stores /
+/// the latest instant jiff knows. The status filter is bound twice
 /// (`? IS NULL OR status = ?`), then the limit.
 macro_rules! list_sql {
     ($owner:literal) => {
-        concat!(
-            "SELECT ",
-            appointment_columns!(),
-            " FROM appointments WHERE ",
+        select_appointments!(
             $owner,
             " AND (start_at > ? OR (start_at = ? AND id > ?)) AND start_at < ? \
               AND (? IS NULL OR status = ?) \
@@ -243,9 +236,10 @@ macro_rules! list_sql {
 }
 
 /// By provider, and by patient too when the patient (bound twice) is not NULL.
-const LIST_BY_PROVIDER: &str = list_sql!("provider_id = ? AND (? IS NULL OR patient_id = ?)");
+pub(super) const LIST_BY_PROVIDER: &str =
+    list_sql!("provider_id = ? AND (? IS NULL OR patient_id = ?)");
 /// By patient.
-const LIST_BY_PATIENT: &str = list_sql!("patient_id = ?");
+pub(super) const LIST_BY_PATIENT: &str = list_sql!("patient_id = ?");
 
 /// Active appointments of the provider whose `[start_at, end_at)` meets
 /// `[from, until)`. Parameters: the provider; `from` minus the longest
@@ -253,30 +247,10 @@ const LIST_BY_PATIENT: &str = list_sql!("patient_id = ?");
 /// appointments of one provider never share a start (they would overlap),
 /// so ordering by `start_at` alone is the (start, id) order, and the index
 /// of active rows serves it.
-const ACTIVE_IN_RANGE: &str = concat!(
-    "SELECT ",
-    appointment_columns!(),
-    " FROM appointments \
-    WHERE active_provider = ? AND start_at > ? AND start_at < ? AND end_at > ? \
+pub(super) const ACTIVE_IN_RANGE: &str = select_appointments!(
+    "active_provider = ? AND start_at > ? AND start_at < ? AND end_at > ? \
     ORDER BY start_at"
 );
-
-/// Oldest first by `seq`. Concurrent transactions may commit their outbox
-/// rows out of `seq` order, so a read can miss a row that commits later with
-/// a lower `seq`; it is simply read next time (published rows are deleted,
-/// not skipped past). One appointment's rows are written by transactions
-/// that hold its row lock in turn, so they are always in version order.
-const UNPUBLISHED: &str = "SELECT envelope, created_at FROM outbox ORDER BY seq LIMIT ?";
-
-/// The parameter is a JSON array of event ids: one static statement for any
-/// number. The table function's column is declared `ascii_bin` like
-/// `event_id`, so the join looks every id up in the unique index.
-const MARK_PUBLISHED: &str = "DELETE outbox FROM JSON_TABLE(?, '$[*]' COLUMNS \
-    (event_id CHAR(36) CHARACTER SET ascii COLLATE ascii_bin PATH '$')) AS published \
-    JOIN outbox ON outbox.event_id = published.event_id";
-
-const BACKLOG: &str = "SELECT COUNT(*) AS pending, \
-    (SELECT created_at FROM outbox ORDER BY seq LIMIT 1) AS oldest FROM outbox";
 
 /// Starts a transaction holding the provider's and then the patient's lock
 /// row (see [`MySqlAppointmentStore`]). A row missing on first use is created
@@ -364,25 +338,6 @@ async fn clash(
     Ok(patient.map(|_| AppointmentWriteError::PatientBusy))
 }
 
-/// Writes `event` to the outbox; `at` is the change's time (the
-/// appointment's `updated_at`), as in every store.
-async fn push_event(
-    conn: &mut MySqlConnection,
-    event: &EventEnvelope,
-    at: Timestamp,
-) -> anyhow::Result<()> {
-    let envelope = serde_json::to_string(event).context("encoding an event")?;
-    sqlx::query(INSERT_EVENT)
-        .bind(codec::event_id(event.event_id))
-        .bind(codec::appointment_id(event.appointment_id))
-        .bind(envelope)
-        .bind(codec::millis(at))
-        .execute(conn)
-        .await
-        .context("writing an outbox entry")?;
-    Ok(())
-}
-
 impl MySqlAppointmentStore {
     /// One attempt of [`AppointmentStore::insert`]. Every error return
     /// drops the transaction, which rolls it back.
@@ -403,7 +358,7 @@ impl MySqlAppointmentStore {
             self.pool.begin().await.context("starting a transaction")?
         };
         columns.insert(&mut tx).await?;
-        push_event(&mut tx, event, a.updated_at).await?;
+        push_event::<sqlx::MySql>(&mut tx, event, a.updated_at).await?;
         tx.commit().await.context("committing an appointment")?;
         Ok(())
     }
@@ -437,158 +392,49 @@ impl MySqlAppointmentStore {
         }
         columns.update(&mut tx).await?;
         if let Some(event) = event {
-            push_event(&mut tx, event, a.updated_at).await?;
+            push_event::<sqlx::MySql>(&mut tx, event, a.updated_at).await?;
         }
         tx.commit().await.context("committing an appointment")?;
         Ok(())
     }
 }
 
-#[async_trait]
-impl AppointmentStore for MySqlAppointmentStore {
-    async fn insert(
+crate::sql::reads::appointment_store!(MySqlAppointmentStore);
+
+impl MySqlAppointmentStore {
+    async fn write_new(
         &self,
         appointment: &Appointment,
         event: &EventEnvelope,
     ) -> Result<(), AppointmentWriteError> {
         let columns = Columns::of(appointment)?;
-        retrying("inserting an appointment", || {
+        retrying::<MySqlDatabase, _, _, _, _>("inserting an appointment", || {
             self.try_insert(appointment, &columns, event)
         })
         .await
     }
 
-    async fn update<'a>(
+    async fn write_change(
         &self,
         appointment: &Appointment,
         expected: Version,
-        event: Option<&'a EventEnvelope>,
+        event: Option<&EventEnvelope>,
     ) -> Result<(), AppointmentWriteError> {
         let columns = Columns::of(appointment)?;
         let expected = codec::version(expected)?;
-        retrying("updating an appointment", || {
+        retrying::<MySqlDatabase, _, _, _, _>("updating an appointment", || {
             self.try_update(appointment, &columns, expected, event)
         })
         .await
-    }
-
-    async fn get(&self, id: AppointmentId) -> anyhow::Result<Option<Appointment>> {
-        let row: Option<AppointmentRow> = sqlx::query_as(GET)
-            .bind(codec::appointment_id(id))
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading an appointment")?;
-        row.map(Appointment::try_from).transpose()
-    }
-
-    async fn list(&self, query: &AppointmentQuery) -> anyhow::Result<Vec<Appointment>> {
-        // Positions compare as (start, id text), like the ascii_bin collation.
-        let from = (query.from.map_or(i64::MIN, codec::millis), String::new());
-        let after = query
-            .after
-            .map(|(t, id)| (codec::millis(t), codec::appointment_id(id)));
-        let (lo_start, lo_id) = after.map_or(from.clone(), |after| after.max(from));
-        let patient = query.patient.as_ref().map(|p| p.as_str());
-        let status = query.status.map(codec::status);
-        let q = match &query.provider {
-            Some(provider) => sqlx::query_as(LIST_BY_PROVIDER)
-                .bind(provider.as_str())
-                .bind(patient)
-                .bind(patient),
-            None => sqlx::query_as(LIST_BY_PATIENT).bind(patient),
-        };
-        let rows: Vec<AppointmentRow> = q
-            .bind(lo_start)
-            .bind(lo_start)
-            .bind(lo_id)
-            .bind(query.until.map_or(i64::MAX, codec::millis))
-            .bind(status)
-            .bind(status)
-            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .context("listing appointments")?;
-        rows.into_iter().map(Appointment::try_from).collect()
-    }
-
-    async fn active_in_range(
-        &self,
-        provider: &ProviderId,
-        from: Timestamp,
-        until: Timestamp,
-    ) -> anyhow::Result<Vec<Appointment>> {
-        let rows: Vec<AppointmentRow> = sqlx::query_as(ACTIVE_IN_RANGE)
-            .bind(provider.as_str())
-            .bind(codec::millis(from - MAX_APPOINTMENT))
-            .bind(codec::millis(until))
-            .bind(codec::millis(from))
-            .fetch_all(&self.pool)
-            .await
-            .context("reading a provider's appointments")?;
-        rows.into_iter().map(Appointment::try_from).collect()
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct OutboxRow {
-    envelope: String,
-    created_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct BacklogRow {
-    pending: i64,
-    oldest: Option<i64>,
-}
-
-#[async_trait]
-impl Outbox for MySqlAppointmentStore {
-    async fn unpublished(&self, limit: usize) -> anyhow::Result<Vec<OutboxEntry>> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(UNPUBLISHED)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the outbox")?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(OutboxEntry {
-                    event: serde_json::from_str(&r.envelope)
-                        .context("unreadable outbox envelope")?,
-                    created_at: codec::instant(r.created_at)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn mark_published(&self, ids: &[EventId]) -> anyhow::Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<String> = ids.iter().copied().map(codec::event_id).collect();
-        let ids = serde_json::to_string(&ids).context("encoding event ids")?;
-        sqlx::query(MARK_PUBLISHED)
-            .bind(ids)
-            .execute(&self.pool)
-            .await
-            .context("marking outbox entries published")?;
-        Ok(())
-    }
-
-    async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
-        let row: BacklogRow = sqlx::query_as(BACKLOG)
-            .fetch_one(&self.pool)
-            .await
-            .context("counting the outbox")?;
-        Ok(OutboxBacklog {
-            pending: u64::try_from(row.pending).context("negative count")?,
-            oldest: row.oldest.map(codec::instant).transpose()?,
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::str::FromStr as _;
+
+    use cita_core::booking::AppointmentStore as _;
+    use cita_core::ids::{AppointmentId, ProviderId};
 
     use cita_core::booking::AppointmentStatus;
     use cita_core::events::EventType;
@@ -599,6 +445,7 @@ mod tests {
 
     use super::super::MySqlPoolSettings;
     use super::*;
+    use jiff::Timestamp;
 
     /// The server of `TEST_MYSQL_URL`, or `None` when the test should skip
     /// (never in CI).
@@ -735,7 +582,9 @@ mod tests {
             ),
             (LOCK_VERSION, vec![id], "appointments", "const PRIMARY"),
             (
-                MARK_PUBLISHED,
+                <MySqlDatabase as crate::sql::dialect::Dialect>::OUTBOX
+                    .mark_published
+                    .text,
                 vec![r#"["00000000-0000-0000-0000-000000000000"]"#],
                 "outbox",
                 "eq_ref outbox_event",

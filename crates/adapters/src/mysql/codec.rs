@@ -8,7 +8,7 @@
 // `active_patient` columns need the literal); the test below keeps the two
 // in step. Appointment and event ids are canonical UUID text (36 ASCII
 // characters, `ascii_bin`), whose order is the order of every listing.
-pub(super) use crate::codec_common::{appointment_id, event_id, instant, millis, status};
+pub(super) use crate::codec_common::{appointment_id, millis, status};
 pub(super) use crate::sql::version;
 
 #[cfg(test)]

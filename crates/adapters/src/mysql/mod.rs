@@ -59,12 +59,8 @@
 
 mod appointments;
 mod codec;
-mod country;
-mod idempotency;
-mod providers;
+mod dialect;
 
-use std::future::Future;
-use std::hash::{BuildHasher as _, RandomState};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -75,9 +71,16 @@ use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
 
 pub use appointments::MySqlAppointmentStore;
-pub use country::MySqlCountryStore;
-pub use idempotency::MySqlIdempotencyStore;
-pub use providers::MySqlProviderStore;
+/// Providers in a MySQL database (the shared
+/// [`SqlProviderStore`](crate::sql::SqlProviderStore)).
+pub type MySqlProviderStore = crate::sql::SqlProviderStore<MySqlDatabase>;
+/// Idempotency records in a MySQL database (the shared
+/// [`SqlIdempotencyStore`](crate::sql::SqlIdempotencyStore)).
+pub type MySqlIdempotencyStore = crate::sql::SqlIdempotencyStore<MySqlDatabase>;
+/// One country's appointment records in its own MySQL database (seed
+/// 000's per-country RDS: `cita_pe`, `cita_cl`, …; the shared
+/// [`SqlCountryStore`](crate::sql::SqlCountryStore)).
+pub type MySqlCountryStore = crate::sql::SqlCountryStore<MySqlDatabase>;
 
 /// The driver this adapter is built on, re-exported so that code holding
 /// [`MySqlDatabase::pool`] (operations tooling, tests) can run statements of
@@ -208,26 +211,8 @@ impl MySqlDatabase {
     }
 }
 
-/// How many times one transaction is tried before a transient failure is
-/// reported as the store's failure.
-const ATTEMPTS: u32 = 6;
-
-/// The loser of a race to create the same row (a duplicate key on an insert
-/// that a locking read had just found missing): the next attempt finds the
-/// winner's row and decides again.
-#[derive(Debug)]
-struct Contended;
-
-impl std::fmt::Display for Contended {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("another transaction created the same row first")
-    }
-}
-
-impl std::error::Error for Contended {}
-
 /// MySQL's error number, if `e` is a database error.
-fn error_number(e: &sqlx::Error) -> Option<u16> {
+pub(super) fn error_number(e: &sqlx::Error) -> Option<u16> {
     match e {
         sqlx::Error::Database(db) => db
             .try_downcast_ref::<MySqlDatabaseError>()
@@ -236,87 +221,14 @@ fn error_number(e: &sqlx::Error) -> Option<u16> {
     }
 }
 
-/// Whether `e` is a duplicate key (the row exists already).
-fn is_duplicate_key(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
-}
-
-/// Why a failure is worth another attempt, if it is: InnoDB rolled the
-/// transaction back as a deadlock victim (1213), a lock wait timed out
-/// (1205), MariaDB's snapshot check refused a stale read (1020), or a store
-/// reported [`Contended`].
-fn transient_reason(e: &anyhow::Error) -> Option<&'static str> {
-    e.chain().find_map(|cause| {
-        if cause.is::<Contended>() {
-            return Some("contended");
-        }
-        match cause.downcast_ref::<sqlx::Error>().and_then(error_number) {
-            Some(1213) => Some("deadlock"),
-            Some(1205) => Some("lock_wait_timeout"),
-            Some(1020) => Some("record_changed"),
-            _ => None,
-        }
-    })
-}
-
-/// An error a retried transaction may end with.
-trait MaybeTransient {
-    /// See [`transient_reason`].
-    fn transient_reason(&self) -> Option<&'static str>;
-}
-
-impl MaybeTransient for anyhow::Error {
-    fn transient_reason(&self) -> Option<&'static str> {
-        transient_reason(self)
-    }
-}
-
-impl MaybeTransient for cita_core::booking::AppointmentWriteError {
-    fn transient_reason(&self) -> Option<&'static str> {
-        match self {
-            Self::Unexpected(e) => transient_reason(e),
-            _ => None,
-        }
-    }
-}
-
-/// Runs `attempt` — one whole transaction, which rolls back on any error —
-/// until it succeeds, fails for good, or has failed transiently
-/// [`ATTEMPTS`] times. Waits between attempts grow (2, 4, 8, … ms) with a
-/// random part, so the transactions that collided do not collide again.
-async fn retrying<T, E, F, Fut>(what: &'static str, mut attempt: F) -> Result<T, E>
-where
-    E: MaybeTransient,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let mut tries = 1;
-    loop {
-        match attempt().await {
-            Err(e) if tries < ATTEMPTS => {
-                let Some(reason) = e.transient_reason() else {
-                    return Err(e);
-                };
-                metrics::counter!(
-                    "cita_store_retries_total",
-                    "adapter" => "mysql",
-                    "reason" => reason
-                )
-                .increment(1);
-                tracing::debug!(what, reason, tries, "retrying a MySQL transaction");
-                let base = 1_u64 << tries.min(8);
-                let jitter = RandomState::new().hash_one(tries) % (base + 1);
-                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-                tries += 1;
-            }
-            done => return done,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::dialect::{ATTEMPTS, Contended, retrying};
+
+    fn transient_reason(e: &anyhow::Error) -> Option<&'static str> {
+        crate::sql::dialect::transient_reason::<MySqlDatabase>(e)
+    }
 
     #[test]
     fn contended_is_transient_through_context() {
@@ -329,7 +241,7 @@ mod tests {
     #[tokio::test]
     async fn retrying_stops_at_a_permanent_error_and_after_the_last_attempt() {
         let mut calls = 0;
-        let r: anyhow::Result<()> = retrying("test", || {
+        let r: anyhow::Result<()> = retrying::<MySqlDatabase, _, _, _, _>("test", || {
             calls += 1;
             async { Err(anyhow::anyhow!("permanent")) }
         })
@@ -338,7 +250,7 @@ mod tests {
         assert_eq!(calls, 1, "a permanent error is not retried");
 
         let mut calls = 0;
-        let r: anyhow::Result<()> = retrying("test", || {
+        let r: anyhow::Result<()> = retrying::<MySqlDatabase, _, _, _, _>("test", || {
             calls += 1;
             async { Err(anyhow::Error::new(Contended)) }
         })
@@ -350,7 +262,7 @@ mod tests {
         );
 
         let mut calls = 0;
-        let r: anyhow::Result<u32> = retrying("test", || {
+        let r: anyhow::Result<u32> = retrying::<MySqlDatabase, _, _, _, _>("test", || {
             calls += 1;
             let n = calls;
             async move {

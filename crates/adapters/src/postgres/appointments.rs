@@ -1,14 +1,9 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use async_trait::async_trait;
-use cita_core::booking::{
-    Appointment, AppointmentQuery, AppointmentStore, AppointmentWriteError, CancelReason, Notes,
-};
-use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
-use cita_core::ids::{AppointmentId, EventId, ProviderId, Version};
-use cita_core::slots::MAX_APPOINTMENT;
-use jiff::Timestamp;
+use cita_core::booking::{Appointment, AppointmentWriteError, CancelReason, Notes};
+use cita_core::events::EventEnvelope;
+use cita_core::ids::Version;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres};
@@ -16,7 +11,7 @@ use sqlx::{PgPool, Postgres};
 use super::codec::{self, Failure, Instant, Uuid};
 use super::group_commit::{self, Batched, InsertQueue};
 use super::{PostgresDatabase, WRITE_ATTEMPTS};
-use crate::sql::rows::{AppointmentRow, appointment_columns};
+use crate::sql::reads::select_appointments;
 
 /// Appointments and their outbox in PostgreSQL.
 ///
@@ -42,6 +37,7 @@ use crate::sql::rows::{AppointmentRow, appointment_columns};
 /// answer. Clones of a store share its queue.
 #[derive(Debug, Clone)]
 pub struct PostgresAppointmentStore {
+    db: PostgresDatabase,
     pool: PgPool,
     inserts: Arc<InsertQueue>,
 }
@@ -50,16 +46,11 @@ impl PostgresAppointmentStore {
     /// A store over `db`'s pool.
     pub fn new(db: &PostgresDatabase) -> Self {
         Self {
+            db: db.clone(),
             pool: db.pool().clone(),
             inserts: Arc::default(),
         }
     }
-}
-
-/// The earliest instant a `timestamptz` holds (4714-11-24 00:00 UTC BC):
-/// the lower bound of a listing without one.
-fn earliest() -> Timestamp {
-    Timestamp::from_second(-210_866_803_200).expect("within jiff's range")
 }
 
 /// An appointment encoded for its row, in the parameter order of
@@ -219,11 +210,7 @@ const PROVIDER_CLASH: &str = "SELECT 1 FROM appointments \
       AND tstzrange(start_at, hold_until, '[)') && tstzrange($2, $3, '[)') AND id <> $4 \
     LIMIT 1";
 
-const GET: &str = concat!(
-    "SELECT ",
-    appointment_columns!(),
-    " FROM appointments WHERE id = $1"
-);
+pub(super) const GET: &str = select_appointments!("id = $1");
 
 /// Listing filters, all bound so the SQL stays static. `from` and `after`
 /// are one lower bound: "start ≥ from" is the position `(from, nil UUID)`
@@ -232,13 +219,10 @@ const GET: &str = concat!(
 /// `(start_at, id) > ($3, $4)` is a range the index on `(…, start_at, id)`
 /// answers directly, so a later page starts where the previous one ended.
 /// A missing `from`/`until` is the earliest `timestamptz` / the latest
-/// instant jiff knows.
+/// instant jiff knows (`sql::reads::list`).
 macro_rules! list_sql {
     ($owner:literal) => {
-        concat!(
-            "SELECT ",
-            appointment_columns!(),
-            " FROM appointments WHERE ",
+        select_appointments!(
             $owner,
             " AND (start_at, id) > ($3, $4) AND start_at < $5 \
               AND ($6::text IS NULL OR status = $6) \
@@ -248,30 +232,19 @@ macro_rules! list_sql {
 }
 
 /// By provider (`$1`), and by patient too when `$2` is not NULL.
-const LIST_BY_PROVIDER: &str =
+pub(super) const LIST_BY_PROVIDER: &str =
     list_sql!("provider_id = $1 AND ($2::text IS NULL OR patient_id = $2)");
 /// By patient (`$2`); `$1` is NULL.
-const LIST_BY_PATIENT: &str = list_sql!("patient_id = $2 AND $1::text IS NULL");
+pub(super) const LIST_BY_PATIENT: &str = list_sql!("patient_id = $2 AND $1::text IS NULL");
 
 /// Active appointments of `$1` whose `[start_at, end_at)` meets `[$3, $4)`;
 /// `$2` (= `$3` − the longest appointment) bounds the range on the partial
 /// index of active rows by `(provider_id, start_at)`.
-const ACTIVE_IN_RANGE: &str = concat!(
-    "SELECT ",
-    appointment_columns!(),
-    " FROM appointments \
-    WHERE provider_id = $1 AND holds_time \
+pub(super) const ACTIVE_IN_RANGE: &str = select_appointments!(
+    "provider_id = $1 AND holds_time \
       AND start_at > $2 AND start_at < $4 AND end_at > $3 \
     ORDER BY start_at, id"
 );
-
-const UNPUBLISHED: &str =
-    "SELECT envelope::text AS envelope, created_at FROM outbox ORDER BY seq LIMIT $1";
-
-const MARK_PUBLISHED: &str = "DELETE FROM outbox WHERE event_id = ANY($1)";
-
-const BACKLOG: &str = "SELECT count(*) AS pending, \
-    (SELECT created_at FROM outbox ORDER BY seq LIMIT 1) AS oldest FROM outbox";
 
 impl PostgresAppointmentStore {
     /// One attempt at a write: `sql` with the row, its event (or nulls)
@@ -356,9 +329,10 @@ impl PostgresAppointmentStore {
     }
 }
 
-#[async_trait]
-impl AppointmentStore for PostgresAppointmentStore {
-    async fn insert(
+crate::sql::reads::appointment_store!(PostgresAppointmentStore);
+
+impl PostgresAppointmentStore {
+    async fn write_new(
         &self,
         appointment: &Appointment,
         event: &EventEnvelope,
@@ -422,11 +396,11 @@ impl AppointmentStore for PostgresAppointmentStore {
         }
     }
 
-    async fn update<'a>(
+    async fn write_change(
         &self,
         appointment: &Appointment,
         expected: Version,
-        event: Option<&'a EventEnvelope>,
+        event: Option<&EventEnvelope>,
     ) -> Result<(), AppointmentWriteError> {
         let columns = Columns::of(appointment)?;
         let expected = codec::version(expected)?;
@@ -452,116 +426,5 @@ impl AppointmentStore for PostgresAppointmentStore {
         } else {
             Err(AppointmentWriteError::VersionConflict)
         }
-    }
-
-    async fn get(&self, id: AppointmentId) -> anyhow::Result<Option<Appointment>> {
-        let row: Option<AppointmentRow> = sqlx::query_as(GET)
-            .bind(codec::appointment_id(id))
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading an appointment")?;
-        row.map(Appointment::try_from).transpose()
-    }
-
-    async fn list(&self, query: &AppointmentQuery) -> anyhow::Result<Vec<Appointment>> {
-        let sql = if query.provider.is_some() {
-            LIST_BY_PROVIDER
-        } else {
-            LIST_BY_PATIENT
-        };
-        // Positions compare as (start, uuid bytes), PostgreSQL's order.
-        let from = (
-            Instant::of(query.from.unwrap_or_else(earliest)),
-            Uuid(uuid::Uuid::nil()),
-        );
-        let after = query
-            .after
-            .map(|(t, id)| (Instant::of(t), codec::appointment_id(id)));
-        let (lo_start, lo_id) = after.map_or(from, |after| after.max(from));
-        let rows: Vec<AppointmentRow> = sqlx::query_as(sql)
-            .bind(query.provider.as_ref().map(ProviderId::as_str))
-            .bind(query.patient.as_ref().map(|p| p.as_str()))
-            .bind(lo_start)
-            .bind(lo_id)
-            .bind(Instant::of(query.until.unwrap_or(Timestamp::MAX)))
-            .bind(query.status.map(codec::status))
-            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .context("listing appointments")?;
-        rows.into_iter().map(Appointment::try_from).collect()
-    }
-
-    async fn active_in_range(
-        &self,
-        provider: &ProviderId,
-        from: Timestamp,
-        until: Timestamp,
-    ) -> anyhow::Result<Vec<Appointment>> {
-        let rows: Vec<AppointmentRow> = sqlx::query_as(ACTIVE_IN_RANGE)
-            .bind(provider.as_str())
-            .bind(Instant::of(from - MAX_APPOINTMENT))
-            .bind(Instant::of(from))
-            .bind(Instant::of(until))
-            .fetch_all(&self.pool)
-            .await
-            .context("reading a provider's appointments")?;
-        rows.into_iter().map(Appointment::try_from).collect()
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct OutboxRow {
-    envelope: String,
-    created_at: Instant,
-}
-
-#[derive(sqlx::FromRow)]
-struct BacklogRow {
-    pending: i64,
-    oldest: Option<Instant>,
-}
-
-#[async_trait]
-impl Outbox for PostgresAppointmentStore {
-    async fn unpublished(&self, limit: usize) -> anyhow::Result<Vec<OutboxEntry>> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(UNPUBLISHED)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the outbox")?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(OutboxEntry {
-                    event: serde_json::from_str(&r.envelope)
-                        .context("unreadable outbox envelope")?,
-                    created_at: codec::instant(r.created_at),
-                })
-            })
-            .collect()
-    }
-
-    async fn mark_published(&self, ids: &[EventId]) -> anyhow::Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<Uuid> = ids.iter().copied().map(codec::event_id).collect();
-        sqlx::query(MARK_PUBLISHED)
-            .bind(ids)
-            .execute(&self.pool)
-            .await
-            .context("marking outbox entries published")?;
-        Ok(())
-    }
-
-    async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
-        let row: BacklogRow = sqlx::query_as(BACKLOG)
-            .fetch_one(&self.pool)
-            .await
-            .context("counting the outbox")?;
-        Ok(OutboxBacklog {
-            pending: u64::try_from(row.pending).context("negative count")?,
-            oldest: row.oldest.map(codec::instant),
-        })
     }
 }

@@ -9,7 +9,6 @@
 
 use cita_core::booking::AppointmentWriteError;
 use cita_core::ids::{AppointmentId, EventId};
-use jiff::Timestamp;
 
 pub(super) use crate::sql::{Instant, Uuid, version};
 
@@ -22,11 +21,6 @@ pub(super) use crate::codec_common::status;
 pub(super) const PROVIDER_OVERLAP: &str = "appointments_provider_overlap";
 /// The exclusion constraint on a patient's `[start_at, end_at)`.
 pub(super) const PATIENT_OVERLAP: &str = "appointments_patient_overlap";
-
-/// Reads an instant stored as an [`Instant`].
-pub(super) fn instant(t: Instant) -> Timestamp {
-    t.0
-}
 
 /// An appointment id as `uuid`.
 pub(super) fn appointment_id(id: AppointmentId) -> Uuid {

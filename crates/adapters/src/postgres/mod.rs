@@ -87,9 +87,8 @@
 
 mod appointments;
 mod codec;
-mod country;
+mod dialect;
 mod group_commit;
-mod idempotency;
 mod provider_cache;
 mod providers;
 
@@ -102,8 +101,12 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use appointments::PostgresAppointmentStore;
-pub use country::PostgresCountryStore;
-pub use idempotency::PostgresIdempotencyStore;
+/// Idempotency records in PostgreSQL (the shared
+/// [`SqlIdempotencyStore`](crate::sql::SqlIdempotencyStore)).
+pub type PostgresIdempotencyStore = crate::sql::SqlIdempotencyStore<PostgresDatabase>;
+/// One country's appointment records in its own PostgreSQL database (the
+/// shared [`SqlCountryStore`](crate::sql::SqlCountryStore)).
+pub type PostgresCountryStore = crate::sql::SqlCountryStore<PostgresDatabase>;
 pub use providers::PostgresProviderStore;
 
 /// The sqlx this adapter is built with. [`PostgresDatabase::pool`] hands

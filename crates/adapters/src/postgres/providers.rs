@@ -1,16 +1,12 @@
-use anyhow::Context as _;
 use async_trait::async_trait;
 use cita_core::ids::{ProviderId, Version};
 use cita_core::providers::{Provider, ProviderStore, ProviderWriteError};
-use sqlx::PgPool;
 
 use std::sync::Arc;
 
 use super::PostgresDatabase;
-use super::codec::{self, Instant};
 use super::provider_cache::ProviderCache;
-use crate::schedule_json;
-use crate::sql::rows::ProviderRow;
+use crate::sql::SqlProviderStore;
 
 /// Providers in PostgreSQL. Writes are single statements whose `WHERE`
 /// carries the version check (`ON CONFLICT DO NOTHING` for a create), so a
@@ -23,7 +19,7 @@ use crate::sql::rows::ProviderRow;
 /// private `provider_cache` module for how fresh that keeps them).
 #[derive(Debug, Clone)]
 pub struct PostgresProviderStore {
-    pool: PgPool,
+    store: SqlProviderStore<PostgresDatabase>,
     cache: Option<Arc<ProviderCache>>,
 }
 
@@ -31,7 +27,7 @@ impl PostgresProviderStore {
     /// A store over `db`'s pool that reads every provider from the database.
     pub fn new(db: &PostgresDatabase) -> Self {
         Self {
-            pool: db.pool().clone(),
+            store: SqlProviderStore::new(db),
             cache: None,
         }
     }
@@ -42,18 +38,9 @@ impl PostgresProviderStore {
     /// and the pool is open. Must be called within a Tokio runtime.
     pub fn cached(db: &PostgresDatabase) -> Self {
         Self {
-            pool: db.pool().clone(),
+            store: SqlProviderStore::new(db),
             cache: Some(ProviderCache::start(db.pool())),
         }
-    }
-
-    async fn read(&self, id: &ProviderId) -> anyhow::Result<Option<Provider>> {
-        let row: Option<ProviderRow> = sqlx::query_as(SELECT)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading a provider")?;
-        row.map(Provider::try_from).transpose()
     }
 }
 
@@ -82,29 +69,17 @@ impl Drop for Dropping<'_> {
     }
 }
 
-const SELECT: &str = "SELECT id, name, country, schedule::text AS schedule, version, \
-                      created_at, updated_at FROM providers WHERE id = $1";
-
-const CREATE: &str = "INSERT INTO providers \
-                      (id, name, country, schedule, version, created_at, updated_at) \
-                      VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) \
-                      ON CONFLICT (id) DO NOTHING";
-
-const REPLACE: &str = "UPDATE providers SET name = $2, country = $3, schedule = $4::jsonb, \
-                       version = $5, created_at = $6, updated_at = $7 \
-                       WHERE id = $1 AND version = $8";
-
 #[async_trait]
 impl ProviderStore for PostgresProviderStore {
     async fn get(&self, id: &ProviderId) -> anyhow::Result<Option<Provider>> {
         let Some(cache) = &self.cache else {
-            return self.read(id).await;
+            return self.store.get(id).await;
         };
         let ticket = match cache.lookup(id.as_str()) {
             Ok(provider) => return Ok(Some(provider)),
             Err(ticket) => ticket,
         };
-        let provider = self.read(id).await?;
+        let provider = self.store.get(id).await?;
         if let (Some(ticket), Some(p)) = (ticket, &provider) {
             cache.fill(ticket, p);
         }
@@ -117,29 +92,6 @@ impl ProviderStore for PostgresProviderStore {
         expected: Option<Version>,
     ) -> Result<(), ProviderWriteError> {
         let _dropping = Dropping::new(self.cache.as_deref(), provider.id.as_str());
-        let schedule = schedule_json::encode(&provider.schedule)?;
-        let query = sqlx::query(match expected {
-            None => CREATE,
-            Some(_) => REPLACE,
-        })
-        .bind(provider.id.as_str())
-        .bind(provider.name.as_str())
-        .bind(provider.country.as_str())
-        .bind(schedule)
-        .bind(codec::version(provider.version)?)
-        .bind(Instant::of(provider.created_at))
-        .bind(Instant::of(provider.updated_at));
-        let query = match expected {
-            None => query,
-            Some(v) => query.bind(codec::version(v)?),
-        };
-        let done = query
-            .execute(&self.pool)
-            .await
-            .context("writing a provider")?;
-        if done.rows_affected() == 0 {
-            return Err(ProviderWriteError::VersionConflict);
-        }
-        Ok(())
+        self.store.put(provider, expected).await
     }
 }

@@ -4,13 +4,34 @@
 //! type ([`rows`]), and the encodings of domain values that every dialect
 //! stores alike ([`version`]).
 //!
-//! The dialect modules (`sqlite`, `postgres`, `mysql`) keep only what
-//! really differs: their SQL text (parameter markers `?` or `$n`, upserts, casts), how
-//! overlaps are refused (`BEGIN IMMEDIATE`, exclusion constraints, row
-//! locks), and how driver errors are classified.
+//! The provider, idempotency and country stores ([`SqlProviderStore`],
+//! [`SqlIdempotencyStore`], [`SqlCountryStore`]) and the appointment
+//! stores' reads and outbox are written once here, generic over a
+//! [`Dialect`](dialect::Dialect) whose values and statements run through
+//! one [`Driver`](driver::Driver). The dialect modules (`sqlite`,
+//! `postgres`, `mysql`) keep only what really differs: their SQL text
+//! (parameter markers `?` or `$n`, upserts, casts, locking reads), how a
+//! connection or transaction is had (SQLite's write gate and `BEGIN
+//! IMMEDIATE`, a pool elsewhere), how appointment overlaps are refused
+//! (`BEGIN IMMEDIATE`, exclusion constraints, row locks), and which
+//! driver errors are transient.
 
+mod country;
+pub(crate) mod dialect;
+pub(crate) mod driver;
+mod idempotency;
+mod providers;
+pub(crate) mod reads;
 pub(crate) mod rows;
 mod values;
+
+pub use country::SqlCountryStore;
+pub(crate) use country::{CountrySql, snapshot_columns};
+pub(crate) use idempotency::IdempotencySql;
+pub use idempotency::SqlIdempotencyStore;
+pub use providers::SqlProviderStore;
+pub(crate) use providers::{ProviderSql, provider_columns};
+pub(crate) use reads::{AppointmentSql, OutboxSql};
 
 use anyhow::Context as _;
 use cita_core::ids::Version;

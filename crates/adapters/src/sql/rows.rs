@@ -14,11 +14,11 @@ use cita_core::ids::AppointmentId;
 use cita_core::providers::{Provider, ProviderName};
 use cita_core::slots::BufferMinutes;
 
+use super::driver::{Driver, FromSql};
 use super::{Instant, Uuid};
 use crate::{codec_common as codec, schedule_json};
 
-/// A provider's row.
-#[derive(sqlx::FromRow)]
+/// A provider's row, as `provider_columns!` selects it.
 pub(crate) struct ProviderRow {
     id: String,
     name: String,
@@ -28,6 +28,20 @@ pub(crate) struct ProviderRow {
     version: i64,
     created_at: Instant,
     updated_at: Instant,
+}
+
+impl FromSql for ProviderRow {
+    fn from_sql<D: Driver>(row: &D::Row) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: D::text(row, 0)?,
+            name: D::text(row, 1)?,
+            country: D::text(row, 2)?,
+            schedule: D::text(row, 3)?,
+            version: D::int(row, 4)?,
+            created_at: D::instant(row, 5)?,
+            updated_at: D::instant(row, 6)?,
+        })
+    }
 }
 
 impl TryFrom<ProviderRow> for Provider {
@@ -48,14 +62,27 @@ impl TryFrom<ProviderRow> for Provider {
     }
 }
 
-/// An idempotency key's row; `outcome` is NULL while the key is in progress.
-#[derive(sqlx::FromRow)]
+/// An idempotency key's row: its key, fingerprint, outcome (NULL while
+/// the key is in progress), creation instant and appointment id, in this
+/// order.
 pub(crate) struct IdempotencyRow {
-    pub(crate) idempotency_key: String,
-    pub(crate) fingerprint: String,
-    pub(crate) outcome: Option<String>,
-    pub(crate) created_at: Instant,
-    pub(crate) appointment_id: Option<Uuid>,
+    idempotency_key: String,
+    fingerprint: String,
+    outcome: Option<String>,
+    created_at: Instant,
+    appointment_id: Option<Uuid>,
+}
+
+impl FromSql for IdempotencyRow {
+    fn from_sql<D: Driver>(row: &D::Row) -> sqlx::Result<Self> {
+        Ok(Self {
+            idempotency_key: D::text(row, 0)?,
+            fingerprint: D::text(row, 1)?,
+            outcome: D::opt_text(row, 2)?,
+            created_at: D::instant(row, 3)?,
+            appointment_id: D::opt_uuid(row, 4)?,
+        })
+    }
 }
 
 impl TryFrom<IdempotencyRow> for IdempotencyRecord {
@@ -121,32 +148,22 @@ pub(crate) struct AppointmentRow {
     updated_at: Instant,
 }
 
-impl<'r, R> sqlx::FromRow<'r, R> for AppointmentRow
-where
-    R: sqlx::Row,
-    usize: sqlx::ColumnIndex<R>,
-    Uuid: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Instant: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+impl FromSql for AppointmentRow {
+    fn from_sql<D: Driver>(row: &D::Row) -> sqlx::Result<Self> {
         Ok(Self {
-            id: row.try_get(0)?,
-            provider_id: row.try_get(1)?,
-            patient_id: row.try_get(2)?,
-            country: row.try_get(3)?,
-            start_at: row.try_get(4)?,
-            end_at: row.try_get(5)?,
-            buffer_minutes: row.try_get(6)?,
-            status: row.try_get(7)?,
-            version: row.try_get(8)?,
-            notes: row.try_get(9)?,
-            cancel_reason: row.try_get(10)?,
-            created_at: row.try_get(11)?,
-            updated_at: row.try_get(12)?,
+            id: D::uuid(row, 0)?,
+            provider_id: D::text(row, 1)?,
+            patient_id: D::text(row, 2)?,
+            country: D::text(row, 3)?,
+            start_at: D::instant(row, 4)?,
+            end_at: D::instant(row, 5)?,
+            buffer_minutes: D::int32(row, 6)?,
+            status: D::text(row, 7)?,
+            version: D::int(row, 8)?,
+            notes: D::opt_text(row, 9)?,
+            cancel_reason: D::opt_text(row, 10)?,
+            created_at: D::instant(row, 11)?,
+            updated_at: D::instant(row, 12)?,
         })
     }
 }
@@ -187,8 +204,8 @@ impl TryFrom<AppointmentRow> for Appointment {
     }
 }
 
-/// A country's record of an appointment (`country_appointments`).
-#[derive(sqlx::FromRow)]
+/// A country's record of an appointment (`country_appointments`), as
+/// `snapshot_columns!` selects it.
 pub(crate) struct SnapshotRow {
     id: Uuid,
     provider_id: String,
@@ -202,6 +219,25 @@ pub(crate) struct SnapshotRow {
     cancel_reason: Option<String>,
     created_at: Instant,
     updated_at: Instant,
+}
+
+impl FromSql for SnapshotRow {
+    fn from_sql<D: Driver>(row: &D::Row) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: D::uuid(row, 0)?,
+            provider_id: D::text(row, 1)?,
+            patient_id: D::text(row, 2)?,
+            country: D::text(row, 3)?,
+            start_at: D::instant(row, 4)?,
+            end_at: D::instant(row, 5)?,
+            status: D::text(row, 6)?,
+            version: D::int(row, 7)?,
+            notes: D::opt_text(row, 8)?,
+            cancel_reason: D::opt_text(row, 9)?,
+            created_at: D::instant(row, 10)?,
+            updated_at: D::instant(row, 11)?,
+        })
+    }
 }
 
 impl TryFrom<SnapshotRow> for AppointmentSnapshot {

@@ -1,17 +1,16 @@
 use anyhow::Context as _;
-use async_trait::async_trait;
-use cita_core::booking::{Appointment, AppointmentQuery, AppointmentStore, AppointmentWriteError};
-use cita_core::events::{EventEnvelope, Outbox, OutboxBacklog, OutboxEntry};
-use cita_core::ids::{EventId, ProviderId, Version};
+use cita_core::booking::{Appointment, AppointmentWriteError};
+use cita_core::events::EventEnvelope;
+use cita_core::ids::Version;
 use cita_core::slots::{BufferMinutes, MAX_APPOINTMENT};
 use std::sync::{Arc, OnceLock};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use sqlx::SqliteConnection;
 
 use super::group_commit::InsertQueue;
 use super::{SqliteDatabase, codec};
-use crate::sql::rows::{AppointmentRow, appointment_columns};
+use crate::sql::reads::{push_event, select_appointments};
 
 /// Appointments and their outbox in a SQLite file.
 ///
@@ -384,28 +383,19 @@ const UPDATE_IF_FREE: &str = concat!(
     " COMMIT;"
 );
 
-const INSERT_EVENT: &str = "INSERT INTO outbox (event_id, appointment_id, envelope, created_at) \
-    VALUES (?1, ?2, ?3, ?4)";
-
-const GET: &str = concat!(
-    "SELECT ",
-    appointment_columns!(),
-    " FROM appointments WHERE id = ?1"
-);
+pub(super) const GET: &str = select_appointments!("id = ?1");
 
 /// Listing filters, all bound so the SQL stays static. `from` and `after`
-/// are one lower bound: "start ≥ from" is the position `(from, '')` (every
-/// id sorts after the empty text), and the later of the two positions is
+/// are one lower bound: "start ≥ from" is the position `(from, nil UUID)`
+/// (every UUIDv7's text sorts after it), and the later of the two positions is
 /// bound as `(?3, ?4)`. A row-value comparison `(start_at, id) > (?3, ?4)`
 /// is a range the index on `(…, start_at, id)` answers directly, so a later
 /// page starts where the previous one ended instead of scanning from the
-/// beginning. `until` defaults to the largest integer.
+/// beginning. A missing `from`/`until` is the earliest instant every dialect
+/// stores / the latest instant jiff knows.
 macro_rules! list_sql {
     ($owner:literal) => {
-        concat!(
-            "SELECT ",
-            appointment_columns!(),
-            " FROM appointments WHERE ",
+        select_appointments!(
             $owner,
             " AND (start_at, id) > (?3, ?4) AND start_at < ?5 \
               AND (?6 IS NULL OR status = ?6) \
@@ -415,32 +405,21 @@ macro_rules! list_sql {
 }
 
 /// By provider (`?1`), and by patient too when `?2` is not NULL.
-const LIST_BY_PROVIDER: &str = list_sql!("provider_id = ?1 AND (?2 IS NULL OR patient_id = ?2)");
+pub(super) const LIST_BY_PROVIDER: &str =
+    list_sql!("provider_id = ?1 AND (?2 IS NULL OR patient_id = ?2)");
 /// By patient (`?2`); `?1` is NULL.
-const LIST_BY_PATIENT: &str = list_sql!("patient_id = ?2 AND ?1 IS NULL");
+pub(super) const LIST_BY_PATIENT: &str = list_sql!("patient_id = ?2 AND ?1 IS NULL");
 
 /// Active appointments of `?1` whose `[start_at, end_at)` meets `[?3, ?4)`;
 /// `?2` (= `?3` − the longest appointment) bounds the index range. Two
 /// active appointments of one provider never share a start (they would
 /// overlap), so ordering by `start_at` alone is the (start, id) order, and it
 /// lets the partial index of active rows serve the order too.
-const ACTIVE_IN_RANGE: &str = concat!(
-    "SELECT ",
-    appointment_columns!(),
-    " FROM appointments \
-    WHERE provider_id = ?1 AND status <> 'cancelled' \
+pub(super) const ACTIVE_IN_RANGE: &str = select_appointments!(
+    "provider_id = ?1 AND status <> 'cancelled' \
       AND start_at > ?2 AND start_at < ?4 AND end_at > ?3 \
     ORDER BY start_at"
 );
-
-const UNPUBLISHED: &str = "SELECT envelope, created_at FROM outbox ORDER BY seq LIMIT ?1";
-
-/// `?1` is a JSON array of event ids: one static statement for any number.
-const MARK_PUBLISHED: &str =
-    "DELETE FROM outbox WHERE event_id IN (SELECT value FROM json_each(?1))";
-
-const BACKLOG: &str = "SELECT COUNT(*) AS pending, \
-    (SELECT created_at FROM outbox ORDER BY seq LIMIT 1) AS oldest FROM outbox";
 
 /// Refuses `a` if it would overlap another active appointment: its provider
 /// first (buffers included; for a new booking, `Appointment::blocks_booking`),
@@ -484,25 +463,6 @@ async fn clash(
     Ok(patient.map(|_| AppointmentWriteError::PatientBusy))
 }
 
-/// Writes `event` to the outbox; `at` is the change's time (the
-/// appointment's `updated_at`), as in every store.
-async fn push_event(
-    conn: &mut SqliteConnection,
-    event: &EventEnvelope,
-    at: Timestamp,
-) -> anyhow::Result<()> {
-    let envelope = serde_json::to_string(event).context("encoding an event")?;
-    sqlx::query(INSERT_EVENT)
-        .bind(codec::event_id(event.event_id))
-        .bind(codec::appointment_id(event.appointment_id))
-        .bind(envelope)
-        .bind(codec::millis(at))
-        .execute(conn)
-        .await
-        .context("writing an outbox entry")?;
-    Ok(())
-}
-
 impl SqliteAppointmentStore {
     /// Runs [`UPDATE_IF_FREE`] and says whether it wrote the row. `false`
     /// (refused, or the batch failed and was rolled back) leaves the
@@ -540,9 +500,10 @@ impl SqliteAppointmentStore {
     }
 }
 
-#[async_trait]
-impl AppointmentStore for SqliteAppointmentStore {
-    async fn insert(
+crate::sql::reads::appointment_store!(SqliteAppointmentStore);
+
+impl SqliteAppointmentStore {
+    async fn write_new(
         &self,
         appointment: &Appointment,
         event: &EventEnvelope,
@@ -557,16 +518,16 @@ impl AppointmentStore for SqliteAppointmentStore {
             return Err(refusal);
         }
         columns.write(INSERT, tx.conn()).await?;
-        push_event(tx.conn(), event, appointment.updated_at).await?;
+        push_event::<sqlx::Sqlite>(tx.conn(), event, appointment.updated_at).await?;
         tx.commit().await.context("committing an appointment")?;
         Ok(())
     }
 
-    async fn update<'a>(
+    async fn write_change(
         &self,
         appointment: &Appointment,
         expected: Version,
-        event: Option<&'a EventEnvelope>,
+        event: Option<&EventEnvelope>,
     ) -> Result<(), AppointmentWriteError> {
         if appointment.status.is_active()
             && self.update_if_free(appointment, expected, event).await?
@@ -590,133 +551,22 @@ impl AppointmentStore for SqliteAppointmentStore {
         }
         columns.write(UPDATE, tx.conn()).await?;
         if let Some(event) = event {
-            push_event(tx.conn(), event, appointment.updated_at).await?;
+            push_event::<sqlx::Sqlite>(tx.conn(), event, appointment.updated_at).await?;
         }
         tx.commit().await.context("committing an appointment")?;
         Ok(())
-    }
-
-    async fn get(&self, id: cita_core::ids::AppointmentId) -> anyhow::Result<Option<Appointment>> {
-        let mut conn = self.db.read().await?;
-        let row: Option<AppointmentRow> = sqlx::query_as(GET)
-            .bind(codec::appointment_id(id))
-            .fetch_optional(conn.conn())
-            .await
-            .context("reading an appointment")?;
-        row.map(Appointment::try_from).transpose()
-    }
-
-    async fn list(&self, query: &AppointmentQuery) -> anyhow::Result<Vec<Appointment>> {
-        let sql = if query.provider.is_some() {
-            LIST_BY_PROVIDER
-        } else {
-            LIST_BY_PATIENT
-        };
-        // Positions compare as (start, id text), like SQLite's BINARY collation.
-        let from = (query.from.map_or(i64::MIN, codec::millis), String::new());
-        let after = query
-            .after
-            .map(|(t, id)| (codec::millis(t), codec::appointment_id(id)));
-        let (lo_start, lo_id) = after.map_or(from.clone(), |after| after.max(from));
-        let mut conn = self.db.read().await?;
-        let rows: Vec<AppointmentRow> = sqlx::query_as(sql)
-            .bind(query.provider.as_ref().map(ProviderId::as_str))
-            .bind(query.patient.as_ref().map(|p| p.as_str()))
-            .bind(lo_start)
-            .bind(lo_id)
-            .bind(query.until.map_or(i64::MAX, codec::millis))
-            .bind(query.status.map(codec::status))
-            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .fetch_all(conn.conn())
-            .await
-            .context("listing appointments")?;
-        rows.into_iter().map(Appointment::try_from).collect()
-    }
-
-    async fn active_in_range(
-        &self,
-        provider: &ProviderId,
-        from: Timestamp,
-        until: Timestamp,
-    ) -> anyhow::Result<Vec<Appointment>> {
-        let mut conn = self.db.read().await?;
-        let rows: Vec<AppointmentRow> = sqlx::query_as(ACTIVE_IN_RANGE)
-            .bind(provider.as_str())
-            .bind(codec::millis(from - MAX_APPOINTMENT))
-            .bind(codec::millis(from))
-            .bind(codec::millis(until))
-            .fetch_all(conn.conn())
-            .await
-            .context("reading a provider's appointments")?;
-        rows.into_iter().map(Appointment::try_from).collect()
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct OutboxRow {
-    envelope: String,
-    created_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct BacklogRow {
-    pending: i64,
-    oldest: Option<i64>,
-}
-
-#[async_trait]
-impl Outbox for SqliteAppointmentStore {
-    async fn unpublished(&self, limit: usize) -> anyhow::Result<Vec<OutboxEntry>> {
-        let mut conn = self.db.read().await?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(UNPUBLISHED)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(conn.conn())
-            .await
-            .context("reading the outbox")?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(OutboxEntry {
-                    event: serde_json::from_str(&r.envelope)
-                        .context("unreadable outbox envelope")?,
-                    created_at: codec::instant(r.created_at)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn mark_published(&self, ids: &[EventId]) -> anyhow::Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<String> = ids.iter().copied().map(codec::event_id).collect();
-        let ids = serde_json::to_string(&ids).context("encoding event ids")?;
-        let mut turn = self.db.write_turn().await?;
-        sqlx::query(MARK_PUBLISHED)
-            .bind(ids)
-            .execute(turn.conn())
-            .await
-            .context("marking outbox entries published")?;
-        Ok(())
-    }
-
-    async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
-        let mut conn = self.db.read().await?;
-        let row: BacklogRow = sqlx::query_as(BACKLOG)
-            .fetch_one(conn.conn())
-            .await
-            .context("counting the outbox")?;
-        Ok(OutboxBacklog {
-            pending: u64::try_from(row.pending).context("negative count")?,
-            oldest: row.oldest.map(codec::instant).transpose()?,
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use cita_core::booking::AppointmentStore as _;
+    use cita_core::events::Outbox as _;
+    use cita_core::ids::ProviderId;
     use sqlx::AssertSqlSafe;
 
     use super::*;
+    use jiff::Timestamp;
 
     /// What SQLite's planner does with `sql` (parameters bound to integers
     /// and text of the right kinds; only the plan matters).

@@ -8,7 +8,7 @@
 // `'cancelled'` (a partial index needs the literal); the test below keeps
 // the two in step. Appointment and event ids are canonical UUID text, whose
 // order is the order of every listing.
-pub(super) use crate::codec_common::{appointment_id, event_id, instant, millis, status};
+pub(super) use crate::codec_common::{appointment_id, event_id, millis, status};
 pub(super) use crate::sql::version;
 
 #[cfg(test)]

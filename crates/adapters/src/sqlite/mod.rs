@@ -53,10 +53,8 @@
 
 mod appointments;
 mod codec;
-mod country;
+mod dialect;
 mod group_commit;
-mod idempotency;
-mod providers;
 
 use std::fmt;
 use std::str::FromStr;
@@ -71,9 +69,15 @@ use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, SemaphorePermit};
 
 pub use appointments::SqliteAppointmentStore;
-pub use country::SqliteCountryStore;
-pub use idempotency::SqliteIdempotencyStore;
-pub use providers::SqliteProviderStore;
+
+/// Providers in a SQLite file (the shared [`SqlProviderStore`](crate::sql::SqlProviderStore)).
+pub type SqliteProviderStore = crate::sql::SqlProviderStore<SqliteDatabase>;
+/// Idempotency records in a SQLite file (the shared
+/// [`SqlIdempotencyStore`](crate::sql::SqlIdempotencyStore)).
+pub type SqliteIdempotencyStore = crate::sql::SqlIdempotencyStore<SqliteDatabase>;
+/// One country's appointment records in its own SQLite file (the shared
+/// [`SqlCountryStore`](crate::sql::SqlCountryStore)).
+pub type SqliteCountryStore = crate::sql::SqlCountryStore<SqliteDatabase>;
 
 /// How long a statement waits for a lock held outside this database's
 /// write gate (another [`SqliteDatabase`] or process on the same file)
