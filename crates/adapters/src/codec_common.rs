@@ -11,10 +11,8 @@
 
 use anyhow::Context as _;
 use cita_core::booking::AppointmentStatus;
-#[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
-use cita_core::ids::AppointmentId;
 #[cfg(any(feature = "sqlite", feature = "dynamodb"))]
-use cita_core::ids::EventId;
+use cita_core::ids::{AppointmentId, EventId};
 use cita_core::ids::{PatientId, ProviderId, Version};
 use cita_core::routing::CountryCode;
 use jiff::Timestamp;
@@ -77,7 +75,7 @@ pub(crate) fn parse_version(v: i64) -> anyhow::Result<Version> {
 /// An appointment id as canonical hyphenated lower-case text: for UUIDv7
 /// the text order is the byte order (and so the domain's id order), which
 /// is the order of every listing.
-#[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
+#[cfg(any(feature = "sqlite", feature = "dynamodb"))]
 pub(crate) fn appointment_id(id: AppointmentId) -> String {
     id.as_uuid().hyphenated().to_string()
 }

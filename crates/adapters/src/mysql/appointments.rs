@@ -7,8 +7,11 @@ use jiff::SignedDuration;
 use sqlx::{MySql, MySqlConnection, MySqlPool, Transaction};
 
 use super::{MySqlDatabase, codec};
+use crate::sql::Uuid;
 use crate::sql::dialect::retrying;
+use crate::sql::driver::Sql;
 use crate::sql::reads::{push_event, select_appointments};
+use crate::sql::rows::AppointmentColumns as Columns;
 
 /// Appointments and their outbox in a MySQL / MariaDB database.
 ///
@@ -84,82 +87,17 @@ impl MySqlAppointmentStore {
 const MAX_HOLD: SignedDuration =
     SignedDuration::from_secs(MAX_APPOINTMENT.as_secs() + BufferMinutes::MAX as i64 * 60);
 
-/// An appointment encoded for its row.
-struct Columns {
-    id: String,
-    provider_id: String,
-    patient_id: String,
-    country: String,
-    start_at: i64,
-    end_at: i64,
-    buffer_minutes: i32,
-    hold_until: i64,
-    status: &'static str,
-    version: i64,
-    notes: Option<String>,
-    cancel_reason: Option<String>,
-    created_at: i64,
-    updated_at: i64,
+/// Writes `columns` with `sql`: [`INSERT`] or [`UPDATE`].
+async fn write(conn: &mut MySqlConnection, sql: Sql, columns: &Columns<'_>) -> anyhow::Result<()> {
+    sql.bind::<MySql>(&columns.params())
+        .execute(conn)
+        .await
+        .context("writing an appointment")?;
+    Ok(())
 }
 
-impl Columns {
-    fn of(a: &Appointment) -> anyhow::Result<Self> {
-        let (_, hold_end) = a.provider_hold();
-        Ok(Self {
-            id: codec::appointment_id(a.id),
-            provider_id: a.provider_id.as_str().to_owned(),
-            patient_id: a.patient_id.as_str().to_owned(),
-            country: a.country.as_str().to_owned(),
-            start_at: codec::millis(a.start),
-            end_at: codec::millis(a.end),
-            buffer_minutes: i32::try_from(a.buffer.get()).context("buffer does not fit an INT")?,
-            hold_until: codec::millis(hold_end),
-            status: codec::status(a.status),
-            version: codec::version(a.version)?,
-            notes: a.notes.as_ref().map(|n| n.as_str().to_owned()),
-            cancel_reason: a.cancel_reason.as_ref().map(|c| c.as_str().to_owned()),
-            created_at: codec::millis(a.created_at),
-            updated_at: codec::millis(a.updated_at),
-        })
-    }
-
-    /// Binds every column but the id, in the order [`INSERT`] and
-    /// [`UPDATE`] list them.
-    fn bind_fields<'q>(&self, q: MySqlQuery<'q>) -> MySqlQuery<'q> {
-        q.bind(&self.provider_id)
-            .bind(&self.patient_id)
-            .bind(&self.country)
-            .bind(self.start_at)
-            .bind(self.end_at)
-            .bind(self.buffer_minutes)
-            .bind(self.hold_until)
-            .bind(self.status)
-            .bind(self.version)
-            .bind(self.notes.as_deref())
-            .bind(self.cancel_reason.as_deref())
-            .bind(self.created_at)
-            .bind(self.updated_at)
-    }
-
-    async fn insert(&self, conn: &mut MySqlConnection) -> anyhow::Result<()> {
-        self.bind_fields(sqlx::query(INSERT).bind(&self.id))
-            .execute(conn)
-            .await
-            .context("inserting an appointment")?;
-        Ok(())
-    }
-
-    async fn update(&self, conn: &mut MySqlConnection) -> anyhow::Result<()> {
-        self.bind_fields(sqlx::query(UPDATE))
-            .bind(&self.id)
-            .execute(conn)
-            .await
-            .context("updating an appointment")?;
-        Ok(())
-    }
-}
-
-type MySqlQuery<'q> = sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>;
+/// [`UPDATE`]'s parameter order: every column but the id, then the id.
+const UPDATE_ORDER: &[u8] = &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 1];
 
 const INSERT: &str = "INSERT INTO appointments \
     (id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, hold_until, \
@@ -300,7 +238,7 @@ async fn begin_locked(
 async fn clash(
     conn: &mut MySqlConnection,
     a: &Appointment,
-    id: &str,
+    id: Uuid,
     new_booking: bool,
 ) -> anyhow::Result<Option<AppointmentWriteError>> {
     let (start, hold_end) = a.provider_hold();
@@ -344,12 +282,12 @@ impl MySqlAppointmentStore {
     async fn try_insert(
         &self,
         a: &Appointment,
-        columns: &Columns,
+        columns: &Columns<'_>,
         event: &EventEnvelope,
     ) -> Result<(), AppointmentWriteError> {
         let mut tx = if a.status.is_active() {
             let mut tx = begin_locked(&self.pool, a).await?;
-            if let Some(refusal) = clash(&mut tx, a, &columns.id, true).await? {
+            if let Some(refusal) = clash(&mut tx, a, columns.id, true).await? {
                 tx.rollback().await.context("rolling back")?;
                 return Err(refusal);
             }
@@ -357,7 +295,7 @@ impl MySqlAppointmentStore {
         } else {
             self.pool.begin().await.context("starting a transaction")?
         };
-        columns.insert(&mut tx).await?;
+        write(&mut tx, Sql::new(INSERT), columns).await?;
         push_event::<sqlx::MySql>(&mut tx, event, a.updated_at).await?;
         tx.commit().await.context("committing an appointment")?;
         Ok(())
@@ -367,7 +305,7 @@ impl MySqlAppointmentStore {
     async fn try_update(
         &self,
         a: &Appointment,
-        columns: &Columns,
+        columns: &Columns<'_>,
         expected: i64,
         event: Option<&EventEnvelope>,
     ) -> Result<(), AppointmentWriteError> {
@@ -378,7 +316,7 @@ impl MySqlAppointmentStore {
             self.pool.begin().await.context("starting a transaction")?
         };
         let stored: Option<i64> = sqlx::query_scalar(LOCK_VERSION)
-            .bind(&columns.id)
+            .bind(columns.id)
             .fetch_optional(&mut *tx)
             .await
             .context("reading an appointment's version")?;
@@ -386,11 +324,11 @@ impl MySqlAppointmentStore {
             tx.rollback().await.context("rolling back")?;
             return Err(AppointmentWriteError::VersionConflict);
         }
-        if active && let Some(refusal) = clash(&mut tx, a, &columns.id, false).await? {
+        if active && let Some(refusal) = clash(&mut tx, a, columns.id, false).await? {
             tx.rollback().await.context("rolling back")?;
             return Err(refusal);
         }
-        columns.update(&mut tx).await?;
+        write(&mut tx, Sql::ordered(UPDATE, UPDATE_ORDER), columns).await?;
         if let Some(event) = event {
             push_event::<sqlx::MySql>(&mut tx, event, a.updated_at).await?;
         }

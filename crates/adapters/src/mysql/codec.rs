@@ -8,14 +8,14 @@
 // `active_patient` columns need the literal); the test below keeps the two
 // in step. Appointment and event ids are canonical UUID text (36 ASCII
 // characters, `ascii_bin`), whose order is the order of every listing.
-pub(super) use crate::codec_common::{appointment_id, millis, status};
+pub(super) use crate::codec_common::millis;
 pub(super) use crate::sql::version;
 
 #[cfg(test)]
 mod tests {
     use cita_core::booking::AppointmentStatus;
 
-    use super::*;
+    use crate::codec_common::status;
 
     #[test]
     fn the_sql_literal_for_cancelled_is_the_stored_status() {

@@ -1,17 +1,17 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use cita_core::booking::{Appointment, AppointmentWriteError, CancelReason, Notes};
+use cita_core::booking::{Appointment, AppointmentWriteError};
 use cita_core::events::EventEnvelope;
 use cita_core::ids::Version;
-use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
 use sqlx::{PgPool, Postgres};
 
 use super::codec::{self, Failure, Instant, Uuid};
 use super::group_commit::{self, Batched, InsertQueue};
 use super::{PostgresDatabase, WRITE_ATTEMPTS};
+use crate::sql::driver::Sql;
 use crate::sql::reads::select_appointments;
+pub(super) use crate::sql::rows::AppointmentColumns as Columns;
 
 /// Appointments and their outbox in PostgreSQL.
 ///
@@ -50,68 +50,6 @@ impl PostgresAppointmentStore {
             pool: db.pool().clone(),
             inserts: Arc::default(),
         }
-    }
-}
-
-/// An appointment encoded for its row, in the parameter order of
-/// [`INSERT`] and [`UPDATE`] (`$1` … `$14`).
-pub(super) struct Columns<'a> {
-    pub(super) id: Uuid,
-    pub(super) provider_id: &'a str,
-    pub(super) patient_id: &'a str,
-    pub(super) country: &'a str,
-    pub(super) start_at: Instant,
-    pub(super) end_at: Instant,
-    pub(super) buffer_minutes: i32,
-    pub(super) hold_until: Instant,
-    pub(super) status: &'static str,
-    pub(super) version: i64,
-    pub(super) notes: Option<&'a str>,
-    pub(super) cancel_reason: Option<&'a str>,
-    pub(super) created_at: Instant,
-    pub(super) updated_at: Instant,
-    /// Whether the row holds time (and so takes the advisory locks).
-    pub(super) active: bool,
-}
-
-impl<'a> Columns<'a> {
-    pub(super) fn of(a: &'a Appointment) -> anyhow::Result<Self> {
-        let (_, hold_end) = a.provider_hold();
-        Ok(Self {
-            id: codec::appointment_id(a.id),
-            provider_id: a.provider_id.as_str(),
-            patient_id: a.patient_id.as_str(),
-            country: a.country.as_str(),
-            start_at: Instant::of(a.start),
-            end_at: Instant::of(a.end),
-            buffer_minutes: i32::try_from(a.buffer.get()).context("buffer out of range")?,
-            hold_until: Instant::of(hold_end),
-            status: codec::status(a.status),
-            version: codec::version(a.version)?,
-            notes: a.notes.as_ref().map(Notes::as_str),
-            cancel_reason: a.cancel_reason.as_ref().map(CancelReason::as_str),
-            created_at: Instant::of(a.created_at),
-            updated_at: Instant::of(a.updated_at),
-            active: a.status.is_active(),
-        })
-    }
-
-    fn bind<'q>(&'q self, sql: &'static str) -> Query<'q, Postgres, PgArguments> {
-        sqlx::query(sql)
-            .bind(self.id)
-            .bind(self.provider_id)
-            .bind(self.patient_id)
-            .bind(self.country)
-            .bind(self.start_at)
-            .bind(self.end_at)
-            .bind(self.buffer_minutes)
-            .bind(self.hold_until)
-            .bind(self.status)
-            .bind(self.version)
-            .bind(self.notes)
-            .bind(self.cancel_reason)
-            .bind(self.created_at)
-            .bind(self.updated_at)
     }
 }
 
@@ -257,8 +195,8 @@ impl PostgresAppointmentStore {
         expected: Option<i64>,
         what: &'static str,
     ) -> Result<i64, Failure> {
-        let mut query = c
-            .bind(sql)
+        let mut query = Sql::new(sql)
+            .bind::<Postgres>(&c.params())
             .bind(e.map(|e| e.event_id))
             .bind(e.map(|e| e.appointment_id))
             .bind(e.map(|e| e.envelope.as_str()));

@@ -15,7 +15,6 @@ pub(super) use crate::sql::{Instant, Uuid, version};
 // The SQL of the migrations (`holds_time`, which the partial exclusion
 // constraints and index use, is `status <> 'cancelled'`) spells out
 // `'cancelled'`; the test below keeps the two in step.
-pub(super) use crate::codec_common::status;
 
 /// The exclusion constraint on a provider's `[start_at, hold_until)`.
 pub(super) const PROVIDER_OVERLAP: &str = "appointments_provider_overlap";
@@ -70,6 +69,7 @@ mod tests {
     use cita_core::booking::AppointmentStatus;
 
     use super::*;
+    use crate::codec_common::status;
 
     #[test]
     fn the_sql_literal_for_cancelled_is_the_stored_status() {

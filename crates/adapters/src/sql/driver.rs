@@ -21,6 +21,8 @@ pub(crate) enum Param<'q> {
     Text(&'q str),
     OptText(Option<&'q str>),
     Int(i64),
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    Int32(i32),
     Instant(Instant),
     Uuid(Uuid),
     OptUuid(Option<Uuid>),
@@ -132,6 +134,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB>,
     for<'q> Instant: Encode<'q, DB> + Type<DB>,
     for<'q> Uuid: Encode<'q, DB> + Type<DB>,
     for<'q> Option<Uuid>: Encode<'q, DB> + Type<DB>,
@@ -150,17 +153,18 @@ where
             Param::Text(v) => query.bind(v),
             Param::OptText(v) => query.bind(v),
             Param::Int(v) => query.bind(v),
+            Param::Int32(v) => query.bind(v),
             Param::Instant(v) => query.bind(v),
             Param::Uuid(v) => query.bind(v),
             Param::OptUuid(v) => query.bind(v),
         }
     }
 
-    fn execute<'a>(
+    async fn execute<'a>(
         conn: &'a mut Self::Connection,
         query: Query<'a, Self>,
-    ) -> impl Future<Output = sqlx::Result<u64>> + Send + 'a {
-        async move { Ok(query.execute(conn).await?.rows()) }
+    ) -> sqlx::Result<u64> {
+        Ok(query.execute(conn).await?.rows())
     }
 
     fn fetch_optional<'a>(

@@ -1,14 +1,14 @@
 //! What the three relational dialects (SQLite, PostgreSQL, MySQL/MariaDB)
-//! share: the value types their columns decode into ([`Instant`],
-//! [`Uuid`]), one row struct per model with one conversion to the domain
-//! type ([`rows`]), and the encodings of domain values that every dialect
-//! stores alike ([`version`]).
+//! share: the value types their columns decode into (`Instant`,
+//! `Uuid`), one row struct per model with one conversion to the domain
+//! type (`rows`), and the encodings of domain values that every dialect
+//! stores alike (`version`).
 //!
 //! The provider, idempotency and country stores ([`SqlProviderStore`],
 //! [`SqlIdempotencyStore`], [`SqlCountryStore`]) and the appointment
 //! stores' reads and outbox are written once here, generic over a
-//! [`Dialect`](dialect::Dialect) whose values and statements run through
-//! one [`Driver`](driver::Driver). The dialect modules (`sqlite`,
+//! `Dialect` whose values and statements run through
+//! one `Driver`. The dialect modules (`sqlite`,
 //! `postgres`, `mysql`) keep only what really differs: their SQL text
 //! (parameter markers `?` or `$n`, upserts, casts, locking reads), how a
 //! connection or transaction is had (SQLite's write gate and `BEGIN

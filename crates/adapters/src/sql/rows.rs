@@ -14,7 +14,7 @@ use cita_core::ids::AppointmentId;
 use cita_core::providers::{Provider, ProviderName};
 use cita_core::slots::BufferMinutes;
 
-use super::driver::{Driver, FromSql};
+use super::driver::{Driver, FromSql, Param};
 use super::{Instant, Uuid};
 use crate::{codec_common as codec, schedule_json};
 
@@ -112,6 +112,76 @@ impl TryFrom<IdempotencyRow> for IdempotencyRecord {
             created_at: r.created_at.into(),
             appointment,
         })
+    }
+}
+
+/// An appointment encoded for its row, borrowing its texts: the
+/// parameters of every dialect's appointment `INSERT` and `UPDATE`, in
+/// [`Self::params`]' order.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) struct AppointmentColumns<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) provider_id: &'a str,
+    pub(crate) patient_id: &'a str,
+    pub(crate) country: &'a str,
+    pub(crate) start_at: Instant,
+    pub(crate) end_at: Instant,
+    pub(crate) buffer_minutes: i32,
+    pub(crate) hold_until: Instant,
+    pub(crate) status: &'static str,
+    pub(crate) version: i64,
+    pub(crate) notes: Option<&'a str>,
+    pub(crate) cancel_reason: Option<&'a str>,
+    pub(crate) created_at: Instant,
+    pub(crate) updated_at: Instant,
+    /// Whether the row holds time (and so is checked for overlaps).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) active: bool,
+}
+
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+impl<'a> AppointmentColumns<'a> {
+    pub(crate) fn of(a: &'a Appointment) -> anyhow::Result<Self> {
+        let (_, hold_end) = a.provider_hold();
+        Ok(Self {
+            id: Uuid(a.id.as_uuid()),
+            provider_id: a.provider_id.as_str(),
+            patient_id: a.patient_id.as_str(),
+            country: a.country.as_str(),
+            start_at: Instant::of(a.start),
+            end_at: Instant::of(a.end),
+            buffer_minutes: i32::try_from(a.buffer.get()).context("buffer out of range")?,
+            hold_until: Instant::of(hold_end),
+            status: codec::status(a.status),
+            version: super::version(a.version)?,
+            notes: a.notes.as_ref().map(Notes::as_str),
+            cancel_reason: a.cancel_reason.as_ref().map(CancelReason::as_str),
+            created_at: Instant::of(a.created_at),
+            updated_at: Instant::of(a.updated_at),
+            active: a.status.is_active(),
+        })
+    }
+
+    /// The columns as parameters: id, provider, patient, country, start,
+    /// end, buffer, hold end, status, version, notes, cancel reason,
+    /// created, updated.
+    pub(crate) fn params(&self) -> [Param<'_>; 14] {
+        [
+            Param::Uuid(self.id),
+            Param::Text(self.provider_id),
+            Param::Text(self.patient_id),
+            Param::Text(self.country),
+            Param::Instant(self.start_at),
+            Param::Instant(self.end_at),
+            Param::Int32(self.buffer_minutes),
+            Param::Instant(self.hold_until),
+            Param::Text(self.status),
+            Param::Int(self.version),
+            Param::OptText(self.notes),
+            Param::OptText(self.cancel_reason),
+            Param::Instant(self.created_at),
+            Param::Instant(self.updated_at),
+        ]
     }
 }
 
