@@ -22,14 +22,12 @@ use cita_adapters::aws::aws_sdk_sqs::{self, config::Credentials};
 use cita_adapters::aws::{
     EventBridgeConfirmationPublisher, ProvisionReport, ProvisionStatus, ResourceKind,
     SnsEventPublisher, SqsConfirmationWorker, SqsConsumerSettings, SqsCountryWorker, Topology,
-    confirmation_from_bus_event, provision, resolve,
+    confirmation_from_bus_event, confirmation_worker, country_worker, provision, resolve,
 };
 use cita_adapters::clock::SystemClock;
-use cita_adapters::memory::{
-    InMemoryAppointmentStore, InMemoryCountryStore, InMemoryIdempotencyStore, InMemoryProviderStore,
-};
-use cita_adapters::pipeline::Step;
-use cita_core::booking::{Appointment, AppointmentStatus, AppointmentStore, BookingService};
+use cita_adapters::memory::{InMemoryAppointmentStore, InMemoryCountryStore};
+use cita_adapters::pipeline::{Pacing, Shutdown, Step, Worker as _, run};
+use cita_core::booking::{Appointment, AppointmentStatus, AppointmentStore};
 use cita_core::country::{ConfirmationHandler, CountryProcessor, CountryStore, CountryWrite};
 use cita_core::events::{
     AppointmentSnapshot, ConfirmationPublisher, EventEnvelope, EventPublisher, EventType, Outbox,
@@ -41,7 +39,7 @@ use cita_core::slots::BufferMinutes;
 use cita_tests::servers::server_url;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 /// How long any one wait may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -129,7 +127,7 @@ impl Env {
         store: Arc<dyn CountryStore>,
         settings: SqsConsumerSettings,
     ) -> SqsCountryWorker {
-        SqsCountryWorker::from_topology(
+        country_worker(
             &self.sdk,
             &self.topology,
             processor(country, store, self.confirmations()),
@@ -140,11 +138,13 @@ impl Env {
     }
 
     /// The confirmation worker, applying what arrives through `service`.
-    async fn confirmation_worker(&self, service: &Arc<BookingService>) -> SqsConfirmationWorker {
-        SqsConfirmationWorker::from_topology(
+    /// The confirmation worker, applying what arrives to `primary`'s store
+    /// and announcing it on the topic, as `cita-worker confirmations` does.
+    async fn confirmation_worker(&self, primary: &Primary) -> SqsConfirmationWorker {
+        confirmation_worker(
             &self.sdk,
             &self.topology,
-            ConfirmationHandler::new(Arc::clone(service)),
+            ConfirmationHandler::new(primary.store.clone(), Arc::new(SystemClock)).announcing(true),
             self.settings(),
         )
         .await
@@ -278,7 +278,7 @@ async fn until(what: &str, pause: Duration, mut step: impl AsyncFnMut() -> bool)
 }
 
 fn router() -> CountryRouter {
-    CountryRouter::for_countries([CountryCode::PE, CountryCode::CL], "unused-")
+    CountryRouter::for_countries([CountryCode::PE, CountryCode::CL])
 }
 
 fn processor(
@@ -564,7 +564,6 @@ async fn events_reach_only_their_own_country_queue_as_raw_envelopes() {
 /// over it.
 struct Primary {
     store: Arc<InMemoryAppointmentStore>,
-    service: Arc<BookingService>,
     appointment: Appointment,
     event: EventEnvelope,
 }
@@ -572,13 +571,6 @@ struct Primary {
 impl Primary {
     async fn with_one_appointment(country: CountryCode) -> Self {
         let store = Arc::new(InMemoryAppointmentStore::new());
-        let service = Arc::new(BookingService::new(
-            Arc::new(InMemoryProviderStore::new()),
-            store.clone(),
-            Arc::new(InMemoryIdempotencyStore::new()),
-            router(),
-            Arc::new(SystemClock),
-        ));
         let appointment = appointment(country, 5);
         let event = EventEnvelope::for_appointment(
             EventType::Requested,
@@ -591,7 +583,6 @@ impl Primary {
             .expect("a fresh store takes it");
         Self {
             store,
-            service,
             appointment,
             event,
         }
@@ -659,10 +650,14 @@ async fn a_confirmation_travels_through_eventbridge_to_the_confirmation_worker()
         .publish_confirmation(&confirmation)
         .await
         .expect("PutEvents");
-    let worker = env.confirmation_worker(&primary.service).await;
-    assert_eq!(worker.queue_name(), queue);
+    let worker = env.confirmation_worker(&primary).await;
+    assert_eq!(worker.name(), queue);
     run_until("the confirmation to arrive", async || {
-        worker.process_one().await.expect("receives") != Step::Empty
+        worker
+            .process_one(&Shutdown::never())
+            .await
+            .expect("receives")
+            != Step::Empty
     })
     .await;
     assert_eq!(primary.status().await, AppointmentStatus::Confirmed);
@@ -689,10 +684,12 @@ async fn the_whole_pipeline_gives_one_effect_for_a_duplicated_delivery() {
     let worker = env
         .country_worker(CountryCode::PE, country_store.clone(), env.settings())
         .await;
-    assert_eq!(worker.queue_name(), pe_queue);
-    assert_eq!(worker.country(), CountryCode::PE);
-    env.drain(&pe_queue, async || worker.process_one().await)
-        .await;
+    assert_eq!(worker.name(), pe_queue);
+    assert_eq!(worker.consumer().country(), CountryCode::PE);
+    env.drain(&pe_queue, async || {
+        worker.process_one(&Shutdown::never()).await
+    })
+    .await;
     assert_eq!(country_store.len(), 1, "one record for two deliveries");
     assert_eq!(
         country_store
@@ -704,14 +701,14 @@ async fn the_whole_pipeline_gives_one_effect_for_a_duplicated_delivery() {
 
     // Both deliveries were confirmed (a duplicate is confirmed again, the
     // first confirmation may have been lost); applying both confirms once.
-    let confirmations = env.confirmation_worker(&primary.service).await;
+    let confirmations = env.confirmation_worker(&primary).await;
     let confirmations_queue = env.topology.confirmations_queue();
     eventually("both confirmations queued", async || {
         env.depth(&confirmations_queue).await == (2, 0)
     })
     .await;
     env.drain(&confirmations_queue, async || {
-        confirmations.process_one().await
+        confirmations.process_one(&Shutdown::never()).await
     })
     .await;
     assert_eq!(primary.status().await, AppointmentStatus::Confirmed);
@@ -755,18 +752,31 @@ async fn poison_messages_end_in_the_dlq_intact_while_good_ones_pass() {
         .await;
 
     run_until("two dead letters and one record", async || {
-        worker.process_one().await.expect("receives");
+        worker
+            .process_one(&Shutdown::never())
+            .await
+            .expect("receives");
         env.depth(&dlq).await.0 == 2 && store.len() == 1
     })
     .await;
     let dead = env.take_all(&dlq, 2).await;
     for m in &dead {
-        // Five receives from the work queue, then this one from the DLQ.
+        // Dead-lettered on the first receive (another could only fail the
+        // same way), so this one from the DLQ is its first there; the
+        // attributes say where it came from.
         let receives = m
             .attributes()
             .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
             .and_then(|n| n.parse::<u32>().ok());
-        assert_eq!(receives, Some(6), "{m:?}");
+        assert_eq!(receives, Some(1), "{m:?}");
+        let attribute = |name: &str| {
+            m.message_attributes()
+                .and_then(|a| a.get(name))
+                .and_then(|v| v.string_value())
+                .map(str::to_owned)
+        };
+        assert_eq!(attribute("cita-source-queue"), Some(queue.clone()), "{m:?}");
+        assert_eq!(attribute("cita-receives").as_deref(), Some("1"), "{m:?}");
     }
     let dead: BTreeSet<String> = bodies(&dead).into_iter().collect();
     assert_eq!(dead, BTreeSet::from([malformed, unserved]), "bodies intact");
@@ -844,23 +854,21 @@ async fn a_slow_message_is_not_redelivered_while_it_is_being_handled() {
         Some("2")
     );
     assert_eq!(env.settings().visibility_timeout, Duration::from_secs(2));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop, shutdown) = Shutdown::new();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..2 {
         let worker = env
             .country_worker(CountryCode::PE, store.clone(), env.settings())
             .await;
-        let mut stop = stop_rx.clone();
-        workers.spawn(worker.run(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }));
+        let shutdown = shutdown.clone();
+        workers.spawn(async move { run(&worker, &shutdown, Pacing::default()).await });
     }
 
     eventually("the message recorded and deleted", async || {
         store.inner.len() == 1 && env.depth(&queue).await == (0, 0)
     })
     .await;
-    stop_tx.send(true).expect("workers listen");
+    stop.raise();
     tokio::time::timeout(DEADLINE, async {
         while workers.join_next().await.is_some() {}
     })
@@ -888,12 +896,10 @@ async fn shutdown_finishes_the_message_in_hand_and_returns_the_rest() {
 
     // Shut down as soon as the first message is being recorded.
     let s = Arc::clone(&store);
-    tokio::time::timeout(
-        DEADLINE,
-        worker.run(async move { s.entered.notified().await }),
-    )
-    .await
-    .expect("the worker stops");
+    let shutdown = Shutdown::on(async move { s.entered.notified().await });
+    tokio::time::timeout(DEADLINE, run(&worker, &shutdown, Pacing::default()))
+        .await
+        .expect("the worker stops");
 
     assert_eq!(store.calls(), 1);
     assert_eq!(store.inner.len(), 1, "the message in hand was finished");

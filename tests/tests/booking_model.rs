@@ -19,14 +19,14 @@ use cita_adapters::clock::ManualClock;
 use cita_adapters::memory::{
     InMemoryAppointmentStore, InMemoryCita, InMemoryIdempotencyStore, InMemoryProviderStore,
 };
-use cita_adapters::pipeline::{ConfirmationWorker, Step};
+use cita_adapters::pipeline::{InboxWorker, Shutdown, Step, Worker as _};
 use cita_core::booking::{
     Appointment, AppointmentStatus, AppointmentStore, BookError, BookRequest, BookingService,
-    CancelError, CancelReason, CancelRequest, ConfirmError, ConfirmOutcome, IdempotencyKey, Notes,
-    RescheduleError, RescheduleRequest, SetProviderError,
+    CancelError, CancelReason, CancelRequest, ConfirmError, IdempotencyKey, Notes, RescheduleError,
+    RescheduleRequest, SetProviderError,
 };
 use cita_core::clock::Clock;
-use cita_core::country::{ConfirmationHandler, CountryStore};
+use cita_core::country::{ConfirmOutcome, CountryStore};
 use cita_core::events::{AppointmentSnapshot, EventEnvelope, EventType, Outbox};
 use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
 use cita_core::providers::{ProviderDraft, ProviderName};
@@ -1145,7 +1145,7 @@ impl Harness {
                         Vec::new(),
                     ),
                 };
-                let got = match service.apply_confirmation(id, version(v)).await {
+                let got = match self.cita.confirmation_handler().apply(id, version(v)).await {
                     Ok(ConfirmOutcome::Confirmed(a)) => Obs::Confirm(ConfirmObs::Confirmed {
                         status: a.status,
                         version: a.version.get(),
@@ -1600,11 +1600,14 @@ async fn the_in_memory_pipeline_confirms_each_country_in_its_own_store() {
     // A confirmation of v1 delivered late, after the reschedule, changes nothing.
     let stale = EventEnvelope::confirmation_of(&pe, clock.now());
     cita.bus.confirmations().send(stale.clone());
-    let confirmer = ConfirmationWorker::new(
-        cita.bus.confirmations(),
-        ConfirmationHandler::new(Arc::clone(&cita.service)),
+    let confirmer = InboxWorker::new(cita.bus.confirmations(), cita.confirmation_handler());
+    assert_eq!(
+        confirmer
+            .process_one(&Shutdown::never())
+            .await
+            .expect("in memory"),
+        Step::Processed
     );
-    assert_eq!(confirmer.process_one().await, Step::Processed);
     let a = stored(&cita, pe.id).await;
     assert_eq!(
         (a.status, a.version),

@@ -6,8 +6,6 @@
 //! - [`clock`]: [`clock::SystemClock`] (tokio timers) and [`clock::ManualClock`] for tests.
 //! - [`memory`]: in-memory implementations of every port and an in-process
 //!   message bus with queues, acknowledgements and dead-letter queues.
-//! - [`inline`]: durable in-process delivery for embedded mode: the relay
-//!   runs country processing and confirmation before an event counts as published.
 //! - `redis` (feature `redis`): `RedisSlotLock`, the slot lock on Redis.
 //! - [`readiness`]: named readiness checks for the binaries' `/ready`.
 //! - [`outage`]: which failures are outages of a dependency (answered 503),
@@ -15,9 +13,10 @@
 //! - [`signal`]: the process signals the binaries stop on.
 //! - [`select`]: opening the stores and the lock a URL names
 //!   (`sqlite:`, `postgres://`, `mysql://`, `redis://`).
-//! - [`pipeline`]: the in-process pipeline (outbox relay → country processors
-//!   → confirmations) as workers with a `process_one` step, and a runner that
-//!   drives them until shutdown.
+//! - [`pipeline`]: the one pipeline runtime (outbox relay → country
+//!   processors → confirmations): workers with a `process_one` step, one
+//!   runner and one shutdown signal, the inbox port every transport
+//!   implements, and embedded mode's durable inline delivery.
 //! - `sqlite` (feature `sqlite`): SQLite files for the provider, appointment
 //!   (+ outbox), idempotency and country stores, with embedded migrations.
 //! - `mysql` (feature `mysql`): MySQL / MariaDB databases for the same four
@@ -40,7 +39,6 @@ pub mod clock;
 mod codec_common;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
-pub mod inline;
 pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;

@@ -405,7 +405,7 @@ impl Config {
 
     /// The served countries as a router.
     pub fn router(&self) -> CountryRouter {
-        CountryRouter::for_countries(self.countries.iter().copied(), "cita-")
+        CountryRouter::for_countries(self.countries.iter().copied())
     }
 }
 

@@ -120,10 +120,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_pipeline, pipeline_stopped) = tokio::sync::oneshot::channel::<()>();
-        let pipeline = tokio::spawn(self.pipeline.run(async {
-            let _ = pipeline_stopped.await;
-        }));
+        let (stop_pipeline, pipeline_shutdown) = cita_adapters::pipeline::Shutdown::new();
+        let pipeline = tokio::spawn(self.pipeline.run(pipeline_shutdown));
         let janitor = {
             let limit = Arc::clone(&self.rate_limit);
             tokio::spawn(async move {
@@ -151,7 +149,7 @@ impl Application {
             }
         };
         janitor.abort();
-        let _ = stop_pipeline.send(());
+        stop_pipeline.raise();
         if let Err(e) = pipeline.await {
             tracing::error!(error = %e, "pipeline task failed");
         }

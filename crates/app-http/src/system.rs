@@ -32,9 +32,9 @@ use anyhow::Context;
 #[cfg(feature = "aws")]
 use cita_adapters::aws::{SnsEventPublisher, Topology};
 use cita_adapters::clock::SystemClock;
-use cita_adapters::inline::InlinePipeline;
 use cita_adapters::memory::InMemorySlotLock;
-use cita_adapters::pipeline::RelayWorker;
+use cita_adapters::pipeline::inline::InlinePipeline;
+use cita_adapters::pipeline::{Pacing, RelayWorker, Shutdown};
 use cita_adapters::select::{self, AwsConfig};
 use cita_adapters::sqlite::{
     SqliteAppointmentStore, SqliteCountryStore, SqliteDatabase, SqliteIdempotencyStore,
@@ -42,7 +42,7 @@ use cita_adapters::sqlite::{
 };
 use cita_core::booking::{AppointmentStore, BookingService, IdempotencyStore, SlotLock};
 use cita_core::clock::Clock;
-use cita_core::country::CountryStore;
+use cita_core::country::{ConfirmationHandler, CountryStore};
 use cita_core::events::Outbox;
 use cita_core::providers::ProviderStore;
 
@@ -81,13 +81,15 @@ pub enum Background {
 const RELAY_IDLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Background {
-    /// Runs until `shutdown` resolves, then finishes the batch in hand and
+    /// Runs until `shutdown` is raised, then finishes the batch in hand and
     /// flushes the outbox once more.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+    pub async fn run(self, shutdown: Shutdown) {
         match self {
             Self::Inline(pipeline) => pipeline.run(shutdown).await,
-            Self::Relay(relay) => relay.run(shutdown, RELAY_IDLE).await,
-            Self::Nothing => shutdown.await,
+            Self::Relay(relay) => {
+                cita_adapters::pipeline::run(&relay, &shutdown, Pacing::idle(RELAY_IDLE)).await;
+            }
+            Self::Nothing => shutdown.wait().await,
         }
     }
 }
@@ -203,7 +205,7 @@ impl System {
         let service = Arc::new(
             BookingService::new(
                 primary.providers,
-                primary.appointments,
+                Arc::clone(&primary.appointments),
                 primary.idempotency,
                 router.clone(),
                 Arc::clone(&clock),
@@ -252,9 +254,12 @@ impl System {
             country_stores.insert(country, store);
             readiness.push(ready);
         }
+        // No transport carries the external appointment.confirmed event
+        // here, so confirmations write none to the outbox.
+        let confirmations = ConfirmationHandler::new(primary.appointments, Arc::clone(&clock));
         let pipeline = InlinePipeline::new(
             Arc::clone(&primary.outbox),
-            Arc::clone(&service),
+            confirmations,
             &router,
             country_stores,
             clock,

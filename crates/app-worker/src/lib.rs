@@ -23,52 +23,25 @@
 pub mod cli;
 pub mod ops;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use cita_adapters::aws::{
     EventBridgeConfirmationPublisher, SnsEventPublisher, SqsConfirmationWorker,
-    SqsConsumerSettings, SqsCountryWorker, Topology, provision,
+    SqsConsumerSettings, SqsCountryWorker, Topology, confirmation_worker, country_worker,
+    provision,
 };
 use cita_adapters::clock::SystemClock;
 use cita_adapters::dynamodb::DynamoDatabase;
-use cita_adapters::pipeline::RelayWorker;
+pub use cita_adapters::pipeline::Shutdown;
+use cita_adapters::pipeline::{Pacing, RelayWorker, Worker, run as run_worker, run_all};
 use cita_adapters::select::{self, DatabaseKind, PoolConfig, Primary};
-use cita_core::booking::BookingService;
 use cita_core::clock::Clock;
 use cita_core::country::{ConfirmationHandler, CountryProcessor};
 use cita_core::routing::{CountryCode, CountryRouter};
-use tokio::sync::watch;
 
 use crate::cli::{Cli, Command, Options};
-
-/// A shutdown signal many loops can wait for.
-#[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    /// A signal raised when `trigger` resolves.
-    pub fn on(trigger: impl Future<Output = ()> + Send + 'static) -> Self {
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            trigger.await;
-            let _ = tx.send(true);
-        });
-        Self(rx)
-    }
-
-    /// Resolves once the signal is raised (at once if it already was).
-    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.0.clone();
-        async move {
-            // An error means the sender is gone: nobody can raise it any
-            // more, which also means stop.
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    }
-}
 
 /// What the workers share: options, router, AWS configuration, topology.
 struct Context {
@@ -82,7 +55,7 @@ use cita_adapters::aws::aws_config;
 
 impl Context {
     async fn new(options: Options) -> anyhow::Result<Self> {
-        let router = CountryRouter::for_countries(options.countries.iter().copied(), "cita-");
+        let router = CountryRouter::for_countries(options.countries.iter().copied());
         let topology = Topology::for_router(options.prefix.clone(), &router)?
             .with_visibility_timeout(options.visibility_timeout())?;
         let aws = select::load_aws_config(options.endpoint_url.as_deref()).await;
@@ -152,7 +125,7 @@ impl Context {
             Arc::new(confirmations),
             clock,
         );
-        SqsCountryWorker::from_topology(
+        country_worker(
             &self.aws,
             &self.topology,
             processor,
@@ -164,24 +137,16 @@ impl Context {
     async fn confirmations(&self) -> anyhow::Result<SqsConfirmationWorker> {
         let primary = self.primary().await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let service = Arc::new(BookingService::new(
-            primary.providers,
-            primary.appointments,
-            primary.idempotency,
-            self.router.clone(),
-            clock,
-        ));
-        SqsConfirmationWorker::from_topology(
-            &self.aws,
-            &self.topology,
-            ConfirmationHandler::new(service),
-            self.consumer_settings(),
-        )
-        .await
+        // The topic carries the external appointment.confirmed event.
+        let handler = ConfirmationHandler::new(primary.appointments, clock).announcing(true);
+        confirmation_worker(&self.aws, &self.topology, handler, self.consumer_settings()).await
     }
 
-    fn relay_idle(&self) -> Duration {
-        Duration::from_millis(self.options.relay_idle_ms.max(1))
+    /// How the loops pace themselves: the relay looks at an empty outbox
+    /// again after `relay_idle_ms`; consumers long-poll, so their idle wait
+    /// only separates two polls.
+    fn pacing(&self) -> Pacing {
+        Pacing::idle(Duration::from_millis(self.options.relay_idle_ms.max(1)))
     }
 }
 
@@ -210,7 +175,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         Command::Relay => {
             let relay = ctx.relay().await?;
             tracing::info!(topic = %ctx.topology.topic(), "relay running");
-            relay.run(shutdown.wait(), ctx.relay_idle()).await;
+            run_worker(&relay, &shutdown, ctx.pacing()).await;
             Ok(())
         }
         Command::Country {
@@ -218,39 +183,23 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             country_database_url,
         } => {
             let worker = ctx.country(country, country_database_url).await?;
-            tracing::info!(queue = %worker.queue_name(), "country worker running");
-            worker.run(shutdown.wait()).await;
+            run_worker(&worker, &shutdown, ctx.pacing()).await;
             Ok(())
         }
         Command::Confirmations => {
             let worker = ctx.confirmations().await?;
-            tracing::info!(queue = %worker.queue_name(), "confirmations worker running");
-            worker.run(shutdown.wait()).await;
+            run_worker(&worker, &shutdown, ctx.pacing()).await;
             Ok(())
         }
         Command::All => {
             // Everything is opened before anything runs: a missing database
             // or queue stops the start, not a loop later.
-            let relay = ctx.relay().await?;
-            let mut countries = Vec::new();
+            let mut workers: Vec<Arc<dyn Worker>> = vec![Arc::new(ctx.relay().await?)];
             for country in ctx.router.countries() {
-                countries.push(ctx.country(country, None).await?);
+                workers.push(Arc::new(ctx.country(country, None).await?));
             }
-            let confirmations = ctx.confirmations().await?;
-            let mut tasks = tokio::task::JoinSet::new();
-            let idle = ctx.relay_idle();
-            tasks.spawn(relay.run(shutdown.wait(), idle));
-            for worker in countries {
-                tracing::info!(queue = %worker.queue_name(), "country worker running");
-                tasks.spawn(worker.run(shutdown.wait()));
-            }
-            tracing::info!(queue = %confirmations.queue_name(), "confirmations worker running");
-            tasks.spawn(confirmations.run(shutdown.wait()));
-            while let Some(done) = tasks.join_next().await {
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "a worker loop failed");
-                }
-            }
+            workers.push(Arc::new(ctx.confirmations().await?));
+            run_all(workers, shutdown, ctx.pacing()).await;
             Ok(())
         }
     }

@@ -10,10 +10,10 @@
 //! - [`sns`]: [`SnsEventPublisher`], the outbox relay's publisher.
 //! - [`eventbridge`]: [`EventBridgeConfirmationPublisher`], the country
 //!   processors' confirmation publisher.
-//! - [`sqs`]: [`SqsConsumer`], long polling with visibility heartbeats and
-//!   delete-after-success.
-//! - [`workers`]: [`SqsCountryWorker`] and [`SqsConfirmationWorker`], each
-//!   with a `process_one` step and a `run` loop until shutdown.
+//! - [`sqs`]: [`SqsInbox`], an SQS queue as the pipeline's inbox: long
+//!   polling, visibility heartbeats, delete after success, dead letters.
+//! - [`workers`]: [`SqsCountryWorker`] and [`SqsConfirmationWorker`], the
+//!   pipeline's one consumer loop over those queues.
 //! - [`resolve`]: queue URLs and ARNs, topic ARNs by name.
 //!
 //! The SDK crates are re-exported so callers build an
@@ -37,6 +37,9 @@ pub use provision::{
     ProvisionReport, ProvisionStatus, ProvisionedResource, ResourceKind, provision,
 };
 pub use sns::SnsEventPublisher;
-pub use sqs::{SqsConsumer, SqsConsumerSettings, SqsMessageHandler};
+pub use sqs::{Body, SqsConsumerSettings, SqsInbox, SqsReceipt};
 pub use topology::{Topology, confirmation_source};
-pub use workers::{SqsConfirmationWorker, SqsCountryWorker, confirmation_from_bus_event};
+pub use workers::{
+    SqsConfirmationWorker, SqsCountryWorker, confirmation_from_bus_event, confirmation_worker,
+    country_worker,
+};

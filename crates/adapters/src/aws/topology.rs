@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 pub const DEFAULT_PREFIX: &str = "cita";
 
 /// Receives before SQS moves a message to its dead-letter queue (EVENTS.md).
-pub const MAX_RECEIVES: u32 = 5;
+pub const MAX_RECEIVES: u32 = crate::pipeline::MAX_DELIVERIES;
 
 /// The default visibility timeout of every queue.
 pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,13 +1,12 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use cita_core::events::{ConfirmationPublisher, EventEnvelope, EventPublisher, EventType};
 use cita_core::routing::{CountryCode, CountryRouter};
-use tokio::sync::Notify;
 
 use super::lock;
+use crate::pipeline::{CONFIRMATIONS_QUEUE, Delivery, Inbox, in_process_queue};
 
 /// Which published events a queue receives (the in-process counterpart of an
 /// SNS filter policy on `countryIso` and `eventType`).
@@ -55,7 +54,7 @@ impl QueueFilter {
 #[derive(Debug)]
 struct Stored {
     event: EventEnvelope,
-    receives: u32,
+    deliveries: u32,
 }
 
 #[derive(Debug, Default)]
@@ -66,101 +65,33 @@ struct QueueState {
     dead: Vec<EventEnvelope>,
 }
 
-/// A message handed to a consumer; it stays in flight until acknowledged
-/// (deleted) or returned.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// Identifies this delivery for [`InMemoryQueue::ack`] / [`InMemoryQueue::nack`].
-    pub receipt: u64,
-    /// The message.
-    pub event: EventEnvelope,
-    /// How many times it has been received, this time included.
-    pub receives: u32,
-}
-
-/// An at-least-once queue with a dead-letter list: a message returned
-/// `max_receives` times is moved there with its body intact.
+/// An at-least-once queue with a dead-letter list, consumed through the
+/// [`Inbox`] port like any transport's queue: a message stays in flight
+/// until acknowledged, returned, or dead-lettered (with its body intact).
 #[derive(Debug)]
 pub struct InMemoryQueue {
     name: String,
-    max_receives: u32,
     state: Mutex<QueueState>,
-    arrived: Notify,
 }
+
+/// The most messages one receive hands out, as on SQS.
+const BATCH: usize = 10;
 
 impl InMemoryQueue {
     /// An empty queue.
-    pub fn new(name: impl Into<String>, max_receives: u32) -> Self {
+    pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            max_receives: max_receives.max(1),
             state: Mutex::new(QueueState::default()),
-            arrived: Notify::new(),
         }
-    }
-
-    /// The queue's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// Adds a message.
     pub fn send(&self, event: EventEnvelope) {
-        lock(&self.state)
-            .ready
-            .push_back(Stored { event, receives: 0 });
-        self.arrived.notify_one();
-    }
-
-    /// Takes the oldest ready message, if any.
-    pub fn receive(&self) -> Option<Delivery> {
-        let mut s = lock(&self.state);
-        let mut stored = s.ready.pop_front()?;
-        stored.receives += 1;
-        let receipt = s.next_receipt;
-        s.next_receipt += 1;
-        let delivery = Delivery {
-            receipt,
-            event: stored.event.clone(),
-            receives: stored.receives,
-        };
-        s.in_flight.insert(receipt, stored);
-        Some(delivery)
-    }
-
-    /// Takes a message, waiting up to `timeout` for one to arrive.
-    pub async fn receive_wait(&self, timeout: Duration) -> Option<Delivery> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(d) = self.receive() {
-                return Some(d);
-            }
-            tokio::select! {
-                () = self.arrived.notified() => {}
-                () = tokio::time::sleep_until(deadline) => return self.receive(),
-            }
-        }
-    }
-
-    /// Deletes a processed message.
-    pub fn ack(&self, receipt: u64) {
-        lock(&self.state).in_flight.remove(&receipt);
-    }
-
-    /// Returns a message that failed: it becomes ready again, or goes to the
-    /// dead-letter list once received `max_receives` times.
-    pub fn nack(&self, receipt: u64) {
-        let mut s = lock(&self.state);
-        let Some(stored) = s.in_flight.remove(&receipt) else {
-            return;
-        };
-        if stored.receives >= self.max_receives {
-            s.dead.push(stored.event);
-        } else {
-            s.ready.push_back(stored);
-            drop(s);
-            self.arrived.notify_one();
-        }
+        lock(&self.state).ready.push_back(Stored {
+            event,
+            deliveries: 0,
+        });
     }
 
     /// Messages waiting (not in flight).
@@ -184,6 +115,69 @@ impl InMemoryQueue {
     }
 }
 
+#[async_trait]
+impl Inbox for InMemoryQueue {
+    type Receipt = u64;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Up to ten ready messages, oldest first, at once (no waiting).
+    async fn receive(&self) -> anyhow::Result<Vec<Delivery<u64>>> {
+        let mut s = lock(&self.state);
+        let mut batch = Vec::new();
+        while batch.len() < BATCH {
+            let Some(mut stored) = s.ready.pop_front() else {
+                break;
+            };
+            stored.deliveries += 1;
+            let receipt = s.next_receipt;
+            s.next_receipt += 1;
+            batch.push(Delivery {
+                id: stored.event.event_id.to_string(),
+                receipt,
+                message: Ok(stored.event.clone()),
+                deliveries: stored.deliveries,
+            });
+            s.in_flight.insert(receipt, stored);
+        }
+        Ok(batch)
+    }
+
+    async fn ack(&self, receipts: &[u64]) {
+        let mut s = lock(&self.state);
+        for r in receipts {
+            s.in_flight.remove(r);
+        }
+    }
+
+    async fn retry_later(&self, delivery: &Delivery<u64>) {
+        let mut s = lock(&self.state);
+        if let Some(stored) = s.in_flight.remove(&delivery.receipt) {
+            s.ready.push_back(stored);
+        }
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery<u64>) {
+        let mut s = lock(&self.state);
+        if let Some(stored) = s.in_flight.remove(&delivery.receipt) {
+            s.dead.push(stored.event);
+        }
+    }
+
+    async fn release(&self, receipts: &[u64]) {
+        let mut s = lock(&self.state);
+        // Back to the front, in their order, not counted as delivered.
+        for r in receipts.iter().rev() {
+            if let Some(mut stored) = s.in_flight.remove(r) {
+                stored.deliveries -= 1;
+                s.ready.push_front(stored);
+            }
+        }
+    }
+}
+
 /// The in-process bus: a topic fanning out to filtered queues (one per served
 /// country), and a confirmations queue.
 #[derive(Debug)]
@@ -193,28 +187,28 @@ pub struct InMemoryBus {
     confirmations: Arc<InMemoryQueue>,
 }
 
-/// Receives before a message is dead-lettered, as on the AWS queues.
-pub const MAX_RECEIVES: u32 = 5;
-
 impl InMemoryBus {
-    /// A bus with a queue per served country (named by the router) and a
-    /// confirmations queue.
+    /// A bus with a queue per served country and a confirmations queue,
+    /// named as in process ([`in_process_queue`], [`CONFIRMATIONS_QUEUE`]).
     pub fn new(router: &CountryRouter) -> Self {
         let bus = Self {
             subscriptions: Mutex::new(Vec::new()),
             countries: Mutex::new(HashMap::new()),
-            confirmations: Arc::new(InMemoryQueue::new("cita-confirmations", MAX_RECEIVES)),
+            confirmations: Arc::new(InMemoryQueue::new(CONFIRMATIONS_QUEUE)),
         };
-        for route in router.routes() {
-            let q = bus.subscribe(&route.queue, QueueFilter::country_work(route.country));
-            lock(&bus.countries).insert(route.country, q);
+        for country in router.countries() {
+            let q = bus.subscribe(
+                &in_process_queue(country),
+                QueueFilter::country_work(country),
+            );
+            lock(&bus.countries).insert(country, q);
         }
         bus
     }
 
     /// Adds a queue receiving the published events that pass `filter`.
     pub fn subscribe(&self, name: &str, filter: QueueFilter) -> Arc<InMemoryQueue> {
-        let q = Arc::new(InMemoryQueue::new(name, MAX_RECEIVES));
+        let q = Arc::new(InMemoryQueue::new(name));
         lock(&self.subscriptions).push((filter, Arc::clone(&q)));
         q
     }

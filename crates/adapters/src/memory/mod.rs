@@ -16,7 +16,7 @@ mod providers;
 mod system;
 
 pub use appointments::InMemoryAppointmentStore;
-pub use bus::{Delivery, InMemoryBus, InMemoryQueue, MAX_RECEIVES, QueueFilter};
+pub use bus::{InMemoryBus, InMemoryQueue, QueueFilter};
 pub use country::InMemoryCountryStore;
 pub use idempotency::InMemoryIdempotencyStore;
 pub use lock::InMemorySlotLock;

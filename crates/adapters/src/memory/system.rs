@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use cita_core::booking::BookingService;
 use cita_core::clock::Clock;
-use cita_core::country::CountryStore;
+use cita_core::country::{ConfirmationHandler, CountryStore};
 use cita_core::events::{ConfirmationPublisher, EventPublisher, Outbox};
 use cita_core::routing::{CountryCode, CountryRouter};
 
@@ -72,6 +72,14 @@ impl InMemoryCita {
         }
     }
 
+    /// What applies confirmations to the appointment store. It announces
+    /// each one (the external `appointment.confirmed` event in the outbox):
+    /// the bus carries it to any queue subscribed to it.
+    pub fn confirmation_handler(&self) -> ConfirmationHandler {
+        ConfirmationHandler::new(self.appointments.clone(), Arc::clone(&self.clock))
+            .announcing(true)
+    }
+
     /// The pipeline: outbox relay → country processors → confirmations.
     pub fn pipeline(&self) -> InProcessPipeline {
         let outbox: Arc<dyn Outbox> = self.appointments.clone();
@@ -89,7 +97,7 @@ impl InMemoryCita {
                 publisher,
                 confirmations,
                 country_stores: stores,
-                service: Arc::clone(&self.service),
+                confirmation_handler: self.confirmation_handler(),
                 router: self.router.clone(),
                 clock: Arc::clone(&self.clock),
             },

@@ -246,3 +246,15 @@ pub enum ConfirmError {
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
+
+impl ConfirmError {
+    /// Whether delivering the same confirmation again can never succeed
+    /// (the appointment does not exist), so every transport dead-letters it
+    /// instead of retrying; a port failure is worth retrying.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::NotFound => true,
+            Self::Unexpected(_) => false,
+        }
+    }
+}

@@ -23,6 +23,6 @@ pub use ports::{
 pub use ports::{MockAppointmentStore, MockIdempotencyStore, MockSlotLock};
 pub use service::{
     Availability, AvailabilityQuery, BookReply, BookRequest, BookingObserver, BookingService,
-    BookingSettings, CancelOutcome, CancelRequest, ConfirmOutcome, Cursor, CursorError,
-    ListRequest, Page, PageLimit, RescheduleOutcome, RescheduleRequest, SetProviderOutcome,
+    BookingSettings, CancelOutcome, CancelRequest, Cursor, CursorError, ListRequest, Page,
+    PageLimit, RescheduleOutcome, RescheduleRequest, SetProviderOutcome,
 };

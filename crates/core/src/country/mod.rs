@@ -7,7 +7,7 @@ mod confirmation;
 mod ports;
 mod processor;
 
-pub use confirmation::ConfirmationHandler;
+pub use confirmation::{ConfirmOutcome, ConfirmationHandler};
 #[cfg(test)]
 pub use ports::MockCountryStore;
 pub use ports::{CountryStore, CountryWrite};

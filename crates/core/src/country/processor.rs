@@ -42,6 +42,19 @@ pub enum CountryError {
     Unexpected(#[from] anyhow::Error),
 }
 
+impl CountryError {
+    /// Whether delivering the same event again can never succeed (an
+    /// unserved country, an event in another country's queue, an envelope
+    /// that contradicts itself), so every transport dead-letters it instead
+    /// of retrying; a store or publisher failure is worth retrying.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::NotServed(_) | Self::WrongCountry { .. } | Self::Inconsistent => true,
+            Self::Unexpected(_) => false,
+        }
+    }
+}
+
 /// Records appointment events in one country's store and confirms them:
 /// upsert the snapshot if newer, then publish the confirmation. Repeating any
 /// step gives the same result.

@@ -1,7 +1,7 @@
 //! Countries: [`CountryCode`] and the [`CountryRouter`] that says which
-//! countries Cita serves and where each one's work goes.
+//! countries Cita serves.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -84,83 +84,55 @@ impl<'de> Deserialize<'de> for CountryCode {
     }
 }
 
-/// Where one served country's work goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CountryRoute {
-    /// The country.
-    pub country: CountryCode,
-    /// The name of the queue that carries its appointment events
-    /// (`cita-appointments-pe` by default).
-    pub queue: String,
-}
-
-impl CountryRoute {
-    /// A route whose queue follows the default naming: `{prefix}appointments-{cc}`.
-    pub fn with_default_queue(country: CountryCode, prefix: &str) -> Self {
-        Self {
-            country,
-            queue: format!("{prefix}appointments-{}", country.lowercase()),
-        }
-    }
-}
-
 /// The country is not one Cita serves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("country {0} is not served")]
 pub struct CountryNotServed(pub CountryCode);
 
-/// Which countries are served and where each one's work goes. Built from
-/// configuration; an unserved country is an error, never a silent default.
+/// Which countries are served. Built from configuration; an unserved
+/// country is an error, never a silent default. Where a country's work
+/// travels (a queue, a routing key) is the transport's business, not the
+/// router's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountryRouter {
-    routes: BTreeMap<CountryCode, CountryRoute>,
+    countries: BTreeSet<CountryCode>,
 }
 
 impl CountryRouter {
-    /// A router over exactly these routes (a later route for the same country wins).
-    pub fn new(routes: impl IntoIterator<Item = CountryRoute>) -> Self {
+    /// A router serving exactly `countries`.
+    pub fn for_countries(countries: impl IntoIterator<Item = CountryCode>) -> Self {
         Self {
-            routes: routes.into_iter().map(|r| (r.country, r)).collect(),
+            countries: countries.into_iter().collect(),
         }
-    }
-
-    /// A router serving `countries`, with queues named `{prefix}appointments-{cc}`.
-    pub fn for_countries(countries: impl IntoIterator<Item = CountryCode>, prefix: &str) -> Self {
-        Self::new(
-            countries
-                .into_iter()
-                .map(|c| CountryRoute::with_default_queue(c, prefix)),
-        )
-    }
-
-    /// The route of a served country.
-    ///
-    /// # Errors
-    /// [`CountryNotServed`] when the country has no route.
-    pub fn route(&self, country: CountryCode) -> Result<&CountryRoute, CountryNotServed> {
-        self.routes.get(&country).ok_or(CountryNotServed(country))
     }
 
     /// Whether the country is served.
     pub fn serves(&self, country: CountryCode) -> bool {
-        self.routes.contains_key(&country)
+        self.countries.contains(&country)
+    }
+
+    /// `Ok` for a served country.
+    ///
+    /// # Errors
+    /// [`CountryNotServed`] for any other.
+    pub fn ensure_served(&self, country: CountryCode) -> Result<(), CountryNotServed> {
+        if self.serves(country) {
+            Ok(())
+        } else {
+            Err(CountryNotServed(country))
+        }
     }
 
     /// The served countries, in code order.
     pub fn countries(&self) -> impl Iterator<Item = CountryCode> + '_ {
-        self.routes.keys().copied()
-    }
-
-    /// Every route, in code order.
-    pub fn routes(&self) -> impl Iterator<Item = &CountryRoute> + '_ {
-        self.routes.values()
+        self.countries.iter().copied()
     }
 }
 
 impl Default for CountryRouter {
-    /// PE and CL, with queues `cita-appointments-pe` and `cita-appointments-cl`.
+    /// PE and CL.
     fn default() -> Self {
-        Self::for_countries([CountryCode::PE, CountryCode::CL], "cita-")
+        Self::for_countries([CountryCode::PE, CountryCode::CL])
     }
 }
 
@@ -181,14 +153,12 @@ mod tests {
     fn default_router_serves_pe_and_cl() {
         let r = CountryRouter::default();
         assert_eq!(
-            r.route(CountryCode::PE).unwrap().queue,
-            "cita-appointments-pe"
+            r.countries().collect::<Vec<_>>(),
+            [CountryCode::CL, CountryCode::PE]
         );
-        assert_eq!(
-            r.route(CountryCode::CL).unwrap().queue,
-            "cita-appointments-cl"
-        );
+        assert_eq!(r.ensure_served(CountryCode::PE), Ok(()));
         let ar = CountryCode::parse("AR").unwrap();
-        assert_eq!(r.route(ar), Err(CountryNotServed(ar)));
+        assert!(!r.serves(ar));
+        assert_eq!(r.ensure_served(ar), Err(CountryNotServed(ar)));
     }
 }

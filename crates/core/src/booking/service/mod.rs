@@ -4,7 +4,6 @@
 mod availability;
 mod book;
 mod cancel;
-mod confirm;
 mod providers;
 mod queries;
 mod reschedule;
@@ -18,7 +17,6 @@ use jiff::{SignedDuration, Timestamp};
 pub use availability::{Availability, AvailabilityQuery};
 pub use book::{BookReply, BookRequest};
 pub use cancel::{CancelOutcome, CancelRequest};
-pub use confirm::ConfirmOutcome;
 pub use providers::SetProviderOutcome;
 pub use queries::{Cursor, CursorError, ListRequest, Page, PageLimit};
 pub use reschedule::{RescheduleOutcome, RescheduleRequest};
