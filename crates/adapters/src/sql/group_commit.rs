@@ -596,7 +596,7 @@ mod tests {
         let lane = |key: &'static str| lane_of(&row(0, key), 2, Fake::<2>::lane_key);
         let other = ["a", "b", "c", "d"]
             .into_iter()
-            .find(|k| lane(*k) != lane("held"))
+            .find(|k| lane(k) != lane("held"))
             .unwrap();
         // A batch of one lane waits at the gate...
         let held = tokio::spawn({

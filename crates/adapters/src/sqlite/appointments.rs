@@ -790,36 +790,48 @@ mod tests {
     }
 
     /// Concurrent inserts share batches; inside a batch a row sees the rows
-    /// written before it, so of several inserts of one slot exactly one is
-    /// written and the others are told the slot is taken, and every other
-    /// slot's insert is written.
+    /// written before it, and each refused row says why: of several inserts
+    /// of one provider's slot exactly one is written and the others are told
+    /// the slot is taken; of several of one patient's time at other
+    /// providers one is written and the others are told the patient is
+    /// busy; every other slot's insert is written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn group_commit_writes_each_free_row_once() {
         let db = SqliteDatabase::connect("sqlite::memory:").await.unwrap();
         let store = Arc::new(SqliteAppointmentStore::new(&db));
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..48_u32 {
-            // Every third insert asks for the slot at 10:00; the others for
-            // a slot of their own.
-            let start = if i % 3 == 0 {
-                "2031-03-03T10:00:00Z".to_owned()
-            } else {
-                format!("2031-03-0{}T{:02}:00:00Z", 4 + i / 24, i % 24)
+            // In turn: ana's slot at 10:00, the patient "pat" at 10:00 with
+            // a provider of its own, a slot of its own.
+            let (group, a) = match i % 3 {
+                0 => (
+                    0,
+                    appointment("ana", &format!("p{i}"), "2031-03-03T10:00:00Z"),
+                ),
+                1 => (
+                    1,
+                    appointment(&format!("b{i}"), "pat", "2031-03-03T10:00:00Z"),
+                ),
+                _ => {
+                    let start = format!("2031-03-0{}T{:02}:00:00Z", 4 + i / 24, i % 24);
+                    (2, appointment("ana", &format!("p{i}"), &start))
+                }
             };
-            let a = appointment("ana", &format!("p{i}"), &start);
             let store = Arc::clone(&store);
-            tasks.spawn(async move { (i % 3 == 0, batched(&store, &a).await) });
+            tasks.spawn(async move { (group, batched(&store, &a).await) });
         }
         let results = tasks.join_all().await;
-        let count = |shared: bool, outcome: Outcome| {
+        let count = |group: u32, outcome: Outcome| {
             results
                 .iter()
-                .filter(|r| **r == (shared, Some(outcome)))
+                .filter(|r| **r == (group, Some(outcome)))
                 .count()
         };
-        assert_eq!(count(true, Outcome::Written), 1);
-        assert_eq!(count(true, Outcome::SlotTaken), 15);
-        assert_eq!(count(false, Outcome::Written), 32);
-        assert_eq!(outbox_len(&store).await, 33);
+        assert_eq!(count(0, Outcome::Written), 1);
+        assert_eq!(count(0, Outcome::SlotTaken), 15);
+        assert_eq!(count(1, Outcome::Written), 1);
+        assert_eq!(count(1, Outcome::PatientBusy), 15);
+        assert_eq!(count(2, Outcome::Written), 16);
+        assert_eq!(outbox_len(&store).await, 18);
     }
 }
