@@ -105,10 +105,12 @@ impl Batched {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rows {
     /// Any number up to this many.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     UpTo(usize),
     /// The largest power of two up to this many and the rows waiting (a
     /// longer queue takes several batches), so a few prepared statements
     /// cover every queue length.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     PowerOfTwoUpTo(usize),
 }
 
