@@ -66,8 +66,14 @@ const RACERS: usize = 64;
 ///   `limit`; paging with `limit` and `after` reproduces the full listing.
 /// - **races**: 64 concurrent inserts of one provider's slot → exactly one
 ///   `Ok` and 63 `SlotTaken`; 64 of one patient's time at different
-///   providers → one `Ok`, 63 `PatientBusy`; only the winners' events are
-///   in the outbox.
+///   providers → one `Ok`, 63 `PatientBusy`; 64 of one provider's and
+///   patient's time → one `Ok`, 63 `SlotTaken` (the provider first); only
+///   the winners' events are in the outbox.
+/// - **racing refusals say why**: 64 concurrent inserts against one booked
+///   appointment, mixed — its provider's time (`SlotTaken`), its patient's
+///   at another provider (`PatientBusy`), both (`SlotTaken`) and free
+///   times (`Ok`) — each get their own answer, whatever they share a batch
+///   or a transaction with.
 ///
 /// # Panics
 /// On the first broken promise, naming it.
@@ -89,6 +95,8 @@ pub async fn appointment_store_contract(store: Arc<dyn AppointmentStore>, outbox
     listing(s).await;
     racing_inserts_of_one_slot(&store, o).await;
     racing_inserts_of_one_patient(&store, o).await;
+    racing_inserts_of_one_provider_and_patient(&store, o).await;
+    racing_refusals_say_why(&store, o).await;
 }
 
 /// A write's result as a short name, for assertions that print well.
@@ -1217,6 +1225,66 @@ async fn racing_inserts_of_one_patient(store: &Arc<dyn AppointmentStore>, outbox
         &candidates,
         &results,
         "race on one patient",
+    )
+    .await;
+}
+
+async fn racing_inserts_of_one_provider_and_patient(
+    store: &Arc<dyn AppointmentStore>,
+    outbox: &dyn Outbox,
+) {
+    let (p, x) = (provider_id(), patient_id());
+    let candidates: Vec<_> = (0..RACERS)
+        .map(|_| appointment(&p, &x, at(600), 30, 0))
+        .collect();
+    let results = race(store, &candidates).await;
+    assert_eq!(
+        tally(&results),
+        vec![("ok".to_owned(), 1), ("slot_taken".to_owned(), RACERS - 1)],
+        "race on one provider and patient: exactly one insert wins, every other is \
+         SlotTaken (the provider is checked first)"
+    );
+    check_only_winner_written(
+        store.as_ref(),
+        outbox,
+        &candidates,
+        &results,
+        "race on one provider and patient",
+    )
+    .await;
+}
+
+async fn racing_refusals_say_why(store: &Arc<dyn AppointmentStore>, outbox: &dyn Outbox) {
+    let (p, x) = (provider_id(), patient_id());
+    let booked = appointment(&p, &x, at(600), 30, 0);
+    insert_ok(store.as_ref(), &booked, "racing refusals: insert").await;
+    let (candidates, expected): (Vec<_>, Vec<_>) = (0..RACERS)
+        .map(|i| match i % 4 {
+            0 => (appointment(&p, &patient_id(), at(610), 30, 0), "slot_taken"),
+            1 => (
+                appointment(&provider_id(), &x, at(610), 30, 0),
+                "patient_busy",
+            ),
+            2 => (appointment(&p, &x, at(615), 30, 0), "slot_taken"),
+            _ => (
+                appointment(&provider_id(), &patient_id(), at(600), 30, 0),
+                "ok",
+            ),
+        })
+        .unzip();
+    let results = race(store, &candidates).await;
+    let answers: Vec<&str> = results.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        answers, expected,
+        "racing refusals: each insert is answered for its own clash (provider only, \
+         patient only, both, none, in turn)"
+    );
+    check_only_winner_written(
+        store.as_ref(),
+        outbox,
+        &candidates,
+        &results,
+        "racing refusals",
     )
     .await;
 }

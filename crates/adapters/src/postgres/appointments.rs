@@ -7,9 +7,10 @@ use cita_core::ids::Version;
 use sqlx::{PgPool, Postgres};
 
 use super::codec::{self, Failure, Instant, Uuid};
-use super::group_commit::{self, Batched, InsertQueue};
+use super::group_commit::{self, PgBatch, PgRow};
 use super::{PostgresDatabase, WRITE_ATTEMPTS};
 use crate::sql::driver::Sql;
+use crate::sql::group_commit::GroupCommit;
 use crate::sql::reads::select_appointments;
 pub(super) use crate::sql::rows::AppointmentColumns as Columns;
 
@@ -32,14 +33,15 @@ pub(super) use crate::sql::rows::AppointmentColumns as Columns;
 /// # Group commit
 ///
 /// Concurrent inserts of active appointments share one call, one
-/// transaction and one commit (see the private `group_commit` module and
-/// migration `0006_insert_batch.sql`); each caller still gets its own
-/// answer. Clones of a store share its queue.
+/// transaction and one commit (the shared group commit of the `sql` module,
+/// over the batch write of the private `group_commit` module and migration
+/// `0006_insert_batch.sql`); each caller still gets its own answer. Clones
+/// of a store share its queue.
 #[derive(Debug, Clone)]
 pub struct PostgresAppointmentStore {
     db: PostgresDatabase,
     pool: PgPool,
-    inserts: Arc<InsertQueue>,
+    inserts: Arc<GroupCommit<PgBatch>>,
 }
 
 impl PostgresAppointmentStore {
@@ -48,7 +50,9 @@ impl PostgresAppointmentStore {
         Self {
             db: db.clone(),
             pool: db.pool().clone(),
-            inserts: Arc::default(),
+            inserts: Arc::new(GroupCommit::new(PgBatch {
+                pool: db.pool().clone(),
+            })),
         }
     }
 }
@@ -304,34 +308,21 @@ impl PostgresAppointmentStore {
                 Err(anyhow::anyhow!("the insert wrote {written} rows").into())
             };
         }
-        let mut batched = self
-            .inserts
-            .insert(&self.pool, appointment.clone(), event.clone())
-            .await;
-        if matches!(batched, Batched::Undecided) {
-            // Its batch was rolled back: write it on its own.
-            batched = self
-                .with_retries(appointment, || async {
-                    group_commit::insert_alone(&self.pool, appointment, &event)
-                        .await
-                        .map_err(|e| codec::classify(e, "inserting an appointment"))
-                })
-                .await?;
+        let row = PgRow {
+            appointment: appointment.clone(),
+            event: event.clone(),
+        };
+        if let Some(answer) = self.inserts.insert(row).await.answer() {
+            return answer;
         }
-        match batched {
-            Batched::Written => Ok(()),
-            Batched::SlotTaken => Err(AppointmentWriteError::SlotTaken),
-            Batched::PatientBusy => Err(AppointmentWriteError::PatientBusy),
-            Batched::InDoubt(why) => Err(anyhow::anyhow!(
-                "inserting an appointment: the connection failed while its batch was in \
-                 flight, so whether it was written is unknown: {why}"
-            )
-            .into()),
-            Batched::Undecided => Err(anyhow::anyhow!(
-                "inserting an appointment: no outcome from the database"
-            )
-            .into()),
-        }
+        // Its batch was rolled back: write it on its own.
+        self.with_retries(appointment, || async {
+            group_commit::insert_alone(&self.pool, appointment, &event)
+                .await
+                .map_err(|e| codec::classify(e, "inserting an appointment"))
+        })
+        .await?
+        .into_result()
     }
 
     async fn write_change(

@@ -28,8 +28,9 @@
 //!   (`0006_insert_batch.sql`) writes a whole batch, each row in a
 //!   subtransaction of its own so that a refused row undoes only itself,
 //!   and answers for each row. Its comment says why its answers are exact;
-//!   the private `group_commit` module how batches are formed and what a
-//!   failed call means for its rows. The call also applies the provider's
+//!   the shared group commit (the `sql` module's) how batches are formed
+//!   and what a failed call means for its rows, the private `group_commit`
+//!   module this dialect's limits. The call also applies the provider's
 //!   current buffer after existing appointments (the rule availability
 //!   shows), so the booking service skips its own read before inserting.
 //! - **Provider before patient.** PostgreSQL checks a row's indexes in OID

@@ -14,11 +14,17 @@
 //! connection or transaction is had (SQLite's write gate and `BEGIN
 //! IMMEDIATE`, a pool elsewhere), how appointment overlaps are refused
 //! (`BEGIN IMMEDIATE`, exclusion constraints, row locks), and which
-//! driver errors are transient.
+//! driver errors are transient. Group commit of new appointments
+//! (`group_commit`) is written once too; a dialect that batches its
+//! inserts gives only its batch write.
 
 mod country;
 pub(crate) mod dialect;
 pub(crate) mod driver;
+// The SQLite and PostgreSQL appointment stores batch their inserts; the
+// MySQL one writes each on its own.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) mod group_commit;
 mod idempotency;
 mod providers;
 pub(crate) mod reads;

@@ -8,8 +8,9 @@ use std::sync::{Arc, OnceLock};
 use jiff::SignedDuration;
 use sqlx::SqliteConnection;
 
-use super::group_commit::InsertQueue;
+use super::group_commit::SqliteBatch;
 use super::{SqliteDatabase, codec};
+use crate::sql::group_commit::{Batched, GroupCommit};
 use crate::sql::reads::{push_event, select_appointments};
 
 /// Appointments and their outbox in a SQLite file.
@@ -43,14 +44,17 @@ use crate::sql::reads::{push_event, select_appointments};
 /// IMMEDIATE` transaction the row is written only if the same overlap
 /// conditions (and, for an update, the expected version) hold, and its
 /// event only if the row was written. Concurrent inserts share a batch
-/// (`group_commit`), each one seeing the rows written before it. Only a
-/// write the batch did not make takes the checked path above, which
-/// decides in a transaction of its own and says why (slot taken, patient
-/// busy, version conflict).
+/// (the shared group commit of the `sql` module), each one seeing the rows
+/// written before it, and each row of a batch answers whether it was
+/// written or which rule refused it (the provider first, as above), so a
+/// refused insert is decided once. Only an insert whose batch failed (and
+/// was rolled back), and an update the batch did not make, take the
+/// checked path above, which decides in a transaction of its own and says
+/// why (slot taken, patient busy, version conflict).
 #[derive(Debug, Clone)]
 pub struct SqliteAppointmentStore {
     db: SqliteDatabase,
-    inserts: Arc<InsertQueue>,
+    inserts: Arc<GroupCommit<SqliteBatch>>,
 }
 
 impl SqliteAppointmentStore {
@@ -58,7 +62,7 @@ impl SqliteAppointmentStore {
     pub fn new(db: &SqliteDatabase) -> Self {
         Self {
             db: db.clone(),
-            inserts: Arc::new(InsertQueue::default()),
+            inserts: Arc::new(GroupCommit::new(SqliteBatch { db: db.clone() })),
         }
     }
 }
@@ -145,8 +149,6 @@ pub(super) type SqliteQuery =
 /// event (`?17` … `?19`), the expected version (`?20`) and the new start
 /// minus the new buffer (`?21`, for [`provider_free_for_booking!`]).
 pub(super) struct BatchParams {
-    /// The appointment's id, as stored.
-    pub(super) id: String,
     values: [Value; 21],
 }
 
@@ -175,7 +177,6 @@ impl BatchParams {
         };
         let c = Columns::of(appointment)?;
         Ok(Self {
-            id: c.id.clone(),
             values: [
                 Value::Text(Some(c.id)),
                 Value::Text(Some(c.provider_id)),
@@ -326,8 +327,7 @@ macro_rules! event_if_written {
     };
 }
 
-/// Inserts the row (`?1` … `?14`) only if it clashes with nothing, and
-/// returns its id if it did.
+/// Inserts the row (`?1` … `?14`) only if it clashes with nothing.
 macro_rules! insert_if_free {
     () => {
         concat!(
@@ -335,8 +335,24 @@ macro_rules! insert_if_free {
                 (id, provider_id, patient_id, country, start_at, end_at, buffer_minutes, \
                  hold_until, status, version, notes, cancel_reason, created_at, updated_at) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 WHERE ",
-            free_of_clashes!(provider_free_for_booking!()),
-            " RETURNING id"
+            free_of_clashes!(provider_free_for_booking!())
+        )
+    };
+}
+
+/// What became of the row the [`insert_if_free!`] before it was to write,
+/// as one row of one column: `ok` if it was written (`changes()` still
+/// counts that insert: a `SELECT` changes nothing), else which condition
+/// refused it, the provider's first as in [`clash`]: `slot_taken` if
+/// [`provider_free_for_booking!`] does not hold, `patient_busy` otherwise
+/// (the insert's only other condition). In one transaction with the insert,
+/// so it sees what the insert saw.
+macro_rules! insert_outcome {
+    () => {
+        concat!(
+            "SELECT CASE WHEN changes() = 1 THEN 'ok' WHEN NOT ",
+            provider_free_for_booking!(),
+            " THEN 'slot_taken' ELSE 'patient_busy' END"
         )
     };
 }
@@ -363,12 +379,18 @@ macro_rules! update_if_free {
     };
 }
 
-/// The insert of one active appointment and, if it was written, its event:
-/// the statements [`super::group_commit`] repeats, renumbered, for each
-/// insert of a batch, between `BEGIN IMMEDIATE` and `COMMIT`. A refused row
-/// leaves nothing behind, and the checked path ([`clash`]) finds out which
-/// rule refused it.
-pub(super) const INSERT_IF_FREE: &str = concat!(insert_if_free!(), "; ", event_if_written!());
+/// The insert of one active appointment, what became of it
+/// ([`insert_outcome!`], the statements' one row) and, if it was written,
+/// its event: the statements [`super::group_commit`] repeats, renumbered,
+/// for each insert of a batch, between `BEGIN IMMEDIATE` and `COMMIT`. A
+/// refused row leaves nothing behind.
+pub(super) const INSERT_IF_FREE: &str = concat!(
+    insert_if_free!(),
+    "; ",
+    insert_outcome!(),
+    "; ",
+    event_if_written!()
+);
 
 /// The update of an appointment that stays active, as one batch, one round
 /// trip to the connection's thread: in a `BEGIN IMMEDIATE` transaction, the
@@ -488,15 +510,14 @@ impl SqliteAppointmentStore {
     }
 
     /// Queues an active appointment's insert for the next group commit and
-    /// says whether it was written (`false`: refused, or the batch failed;
-    /// the checked path decides).
+    /// says what became of it.
     async fn insert_if_free(
         &self,
         appointment: &Appointment,
         event: &EventEnvelope,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Batched> {
         let params = BatchParams::of(appointment, None, Some(event))?;
-        Ok(self.inserts.insert(&self.db, params).await)
+        Ok(self.inserts.insert(params).await)
     }
 }
 
@@ -508,9 +529,12 @@ impl SqliteAppointmentStore {
         appointment: &Appointment,
         event: &EventEnvelope,
     ) -> Result<(), AppointmentWriteError> {
-        if appointment.status.is_active() && self.insert_if_free(appointment, event).await? {
-            return Ok(());
+        if appointment.status.is_active()
+            && let Some(answer) = self.insert_if_free(appointment, event).await?.answer()
+        {
+            return answer;
         }
+        // Inactive (it holds no time), or its batch was rolled back.
         let columns = Columns::of(appointment)?;
         let mut tx = self.db.begin_write().await?;
         if let Some(refusal) = clash(tx.conn(), appointment, true).await? {
@@ -566,6 +590,7 @@ mod tests {
     use sqlx::AssertSqlSafe;
 
     use super::*;
+    use crate::sql::group_commit::Outcome;
     use jiff::Timestamp;
 
     /// What SQLite's planner does with `sql` (parameters bound to integers
@@ -641,6 +666,14 @@ mod tests {
                 assert!(plan.contains(search), "{sql}: {plan}");
             }
         }
+        let plan = plan(&db, insert_outcome!(), 21).await;
+        assert!(
+            plan.contains(
+                "SEARCH appointments USING INDEX appointments_provider_active \
+                 (provider_id=? AND start_at>? AND start_at<?)"
+            ),
+            "{plan}"
+        );
     }
 
     fn appointment(provider: &str, patient: &str, start: &str) -> Appointment {
@@ -671,15 +704,24 @@ mod tests {
         store.unpublished(100).await.unwrap().len()
     }
 
+    /// What the group commit decided for `a` (`None`: nothing decided).
+    async fn batched(store: &SqliteAppointmentStore, a: &Appointment) -> Option<Outcome> {
+        match store.insert_if_free(a, &requested(a)).await.unwrap() {
+            Batched::Decided(outcome) => Some(outcome),
+            other => panic!("the batch decides: {other:?}"),
+        }
+    }
+
     /// The batches write exactly when the checked path would, and refuse
-    /// (leaving nothing behind) otherwise; the contract suite covers the
-    /// answers the store gives through both paths.
+    /// (leaving nothing behind, saying why, the provider first) otherwise;
+    /// the contract suite covers the answers the store gives through both
+    /// paths.
     #[tokio::test]
     async fn batched_writes_write_only_what_is_free() {
         let db = SqliteDatabase::connect("sqlite::memory:").await.unwrap();
         let store = SqliteAppointmentStore::new(&db);
         let a = appointment("ana", "p1", "2031-03-03T10:00:00Z");
-        assert!(store.insert_if_free(&a, &requested(&a)).await.unwrap());
+        assert_eq!(batched(&store, &a).await, Some(Outcome::Written));
         assert_eq!(store.get(a.id).await.unwrap().as_ref(), Some(&a));
         assert_eq!(outbox_len(&store).await, 1);
 
@@ -687,12 +729,14 @@ mod tests {
         let taken = appointment("ana", "p2", "2031-03-03T10:30:00Z");
         // The same patient at the same time, another provider.
         let busy = appointment("bea", "p1", "2031-03-03T10:15:00Z");
-        for refused in [&taken, &busy] {
-            let written = store
-                .insert_if_free(refused, &requested(refused))
-                .await
-                .unwrap();
-            assert!(!written);
+        // The same provider and patient: the provider is checked first.
+        let both = appointment("ana", "p1", "2031-03-03T10:15:00Z");
+        for (refused, why) in [
+            (&taken, Outcome::SlotTaken),
+            (&busy, Outcome::PatientBusy),
+            (&both, Outcome::SlotTaken),
+        ] {
+            assert_eq!(batched(&store, refused).await, Some(why));
             assert_eq!(store.get(refused.id).await.unwrap(), None);
         }
         assert_eq!(outbox_len(&store).await, 1);
@@ -729,12 +773,7 @@ mod tests {
         assert_eq!(outbox_len(&store).await, 2);
         // Moved onto another patient's time at the provider, the checks run.
         let other = appointment("ana", "p3", "2031-03-03T12:00:00Z");
-        assert!(
-            store
-                .insert_if_free(&other, &requested(&other))
-                .await
-                .unwrap()
-        );
+        assert_eq!(batched(&store, &other).await, Some(Outcome::Written));
         let moved = Appointment {
             start: other.start,
             end: other.end,
@@ -751,33 +790,48 @@ mod tests {
     }
 
     /// Concurrent inserts share batches; inside a batch a row sees the rows
-    /// written before it, so of several inserts of one slot exactly one is
-    /// written, and every other slot's insert is.
+    /// written before it, and each refused row says why: of several inserts
+    /// of one provider's slot exactly one is written and the others are told
+    /// the slot is taken; of several of one patient's time at other
+    /// providers one is written and the others are told the patient is
+    /// busy; every other slot's insert is written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn group_commit_writes_each_free_row_once() {
         let db = SqliteDatabase::connect("sqlite::memory:").await.unwrap();
         let store = Arc::new(SqliteAppointmentStore::new(&db));
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..48_u32 {
-            // Every third insert asks for the slot at 10:00; the others for
-            // a slot of their own.
-            let start = if i % 3 == 0 {
-                "2031-03-03T10:00:00Z".to_owned()
-            } else {
-                format!("2031-03-0{}T{:02}:00:00Z", 4 + i / 24, i % 24)
+            // In turn: ana's slot at 10:00, the patient "pat" at 10:00 with
+            // a provider of its own, a slot of its own.
+            let (group, a) = match i % 3 {
+                0 => (
+                    0,
+                    appointment("ana", &format!("p{i}"), "2031-03-03T10:00:00Z"),
+                ),
+                1 => (
+                    1,
+                    appointment(&format!("b{i}"), "pat", "2031-03-03T10:00:00Z"),
+                ),
+                _ => {
+                    let start = format!("2031-03-0{}T{:02}:00:00Z", 4 + i / 24, i % 24);
+                    (2, appointment("ana", &format!("p{i}"), &start))
+                }
             };
-            let a = appointment("ana", &format!("p{i}"), &start);
             let store = Arc::clone(&store);
-            tasks.spawn(async move {
-                let written = store.insert_if_free(&a, &requested(&a)).await.unwrap();
-                (i % 3 == 0, written)
-            });
+            tasks.spawn(async move { (group, batched(&store, &a).await) });
         }
         let results = tasks.join_all().await;
-        let shared_slot = results.iter().filter(|(shared, w)| *shared && *w).count();
-        let own_slot = results.iter().filter(|(shared, w)| !*shared && *w).count();
-        assert_eq!(shared_slot, 1);
-        assert_eq!(own_slot, 32);
-        assert_eq!(outbox_len(&store).await, 33);
+        let count = |group: u32, outcome: Outcome| {
+            results
+                .iter()
+                .filter(|r| **r == (group, Some(outcome)))
+                .count()
+        };
+        assert_eq!(count(0, Outcome::Written), 1);
+        assert_eq!(count(0, Outcome::SlotTaken), 15);
+        assert_eq!(count(1, Outcome::Written), 1);
+        assert_eq!(count(1, Outcome::PatientBusy), 15);
+        assert_eq!(count(2, Outcome::Written), 16);
+        assert_eq!(outbox_len(&store).await, 18);
     }
 }

@@ -34,8 +34,11 @@
 //!   country record or a new idempotency key is first tried as one batch of
 //!   statements that carries its checks in its `WHERE` clauses and says
 //!   whether it wrote; only when it did not (refused, or failed and rolled
-//!   back) does the step-by-step transaction run to find out why. Concurrent
-//!   bookings share one batch (group commit, `group_commit`).
+//!   back) does the step-by-step transaction run to find out why.
+//!   Concurrent bookings share one batch (the shared group commit of the
+//!   `sql` module, over the batch write of `group_commit`), and a booking's
+//!   batch also says which rule refused it, so only a failed batch sends
+//!   its bookings to the step-by-step transaction.
 //! - **Instants are INTEGER unix milliseconds** (UTC), the precision Cita
 //!   keeps everywhere (the service truncates `now` to the millisecond), so
 //!   they compare and index as plain integers and round-trip exactly.
