@@ -22,8 +22,8 @@ use cita_adapters::memory::{
 use cita_adapters::pipeline::{InboxWorker, Shutdown, Step, Worker as _};
 use cita_core::booking::{
     Appointment, AppointmentStatus, AppointmentStore, BookError, BookRequest, BookingService,
-    CancelError, CancelReason, CancelRequest, ConfirmError, IdempotencyKey, Notes, RescheduleError,
-    RescheduleRequest, SetProviderError,
+    CancelError, CancelReason, CancelRequest, ConfirmError, IdempotencyKey, Notes, Replay,
+    RescheduleError, RescheduleRequest, SetProviderError,
 };
 use cita_core::clock::Clock;
 use cita_core::country::{ConfirmOutcome, CountryStore};
@@ -1172,21 +1172,22 @@ impl Harness {
 
     async fn book(&mut self, b: &BookOp) -> (Obs, Obs, Vec<Ev>) {
         let (answer, replayed) = self.model.book(b);
-        let reply = self.cita.service.book(book_request(b)).await;
-        let got = match &reply.outcome {
+        let (outcome, replay) = self.cita.service.book(book_request(b)).await;
+        let was_replayed = replay == Replay::Replayed;
+        let got = match &outcome {
             Ok(s) => Obs::Booked {
-                id: reply.replayed.then_some(s.id),
+                id: was_replayed.then_some(s.id),
                 provider: s.provider_id.to_string(),
                 patient: s.patient_id.to_string(),
                 start: s.start,
                 end: s.end,
                 status: s.status,
                 version: s.version.get(),
-                replayed: reply.replayed,
+                replayed: was_replayed,
             },
             Err(e) => Obs::Refused {
                 code: book_code(e),
-                replayed: reply.replayed,
+                replayed: was_replayed,
             },
         };
         let want = match answer {
@@ -1206,7 +1207,7 @@ impl Harness {
             },
         };
         let mut events = Vec::new();
-        if let (Ok(bk), false, Ok(s)) = (&answer, replayed, &reply.outcome) {
+        if let (Ok(bk), false, Ok(s)) = (&answer, replayed, &outcome) {
             // The model's new appointment takes the system's id.
             self.model.appts[bk.idx].id = s.id;
             events.push((EventType::Requested, s.id, 1));
@@ -1357,8 +1358,8 @@ async fn a_key_reused_with_empty_instead_of_absent_notes_is_refused() {
         notes: 0,
         key: Some(0),
     };
-    let reply = cita.service.book(book_request(&first)).await;
-    assert!(reply.outcome.is_ok() && !reply.replayed);
+    let (outcome, replay) = cita.service.book(book_request(&first)).await;
+    assert!(outcome.is_ok() && replay == Replay::Fresh);
     let reply = cita
         .service
         .book(book_request(&BookOp {
@@ -1367,11 +1368,11 @@ async fn a_key_reused_with_empty_instead_of_absent_notes_is_refused() {
         }))
         .await;
     assert!(
-        matches!(reply.outcome, Err(BookError::IdempotencyKeyReused)) && !reply.replayed,
+        matches!(reply, (Err(BookError::IdempotencyKeyReused), Replay::Fresh)),
         "{reply:?}"
     );
-    let reply = cita.service.book(book_request(&first)).await;
-    assert!(reply.outcome.is_ok() && reply.replayed);
+    let (outcome, replay) = cita.service.book(book_request(&first)).await;
+    assert!(outcome.is_ok() && replay == Replay::Replayed);
 }
 
 // ---------------------------------------------------------------------------
@@ -1416,7 +1417,7 @@ async fn race(
             };
             tokio::spawn(async move {
                 barrier.wait().await;
-                service.book(request).await.outcome
+                service.book(request).await.0
             })
         })
         .collect();
@@ -1543,13 +1544,13 @@ async fn the_in_memory_pipeline_confirms_each_country_in_its_own_store() {
         .service
         .book(book("ana", "p-1", local(&LIMA_TZ, 1, 9 * 60)))
         .await
-        .outcome
+        .0
         .expect("booked in PE");
     let cl = cita
         .service
         .book(book("bea", "p-2", local(&santiago, 1, 9 * 60)))
         .await
-        .outcome
+        .0
         .expect("booked in CL");
     assert_eq!(
         (pe.country_iso, cl.country_iso),

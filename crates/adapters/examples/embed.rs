@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
     println!("first: {}", first.start.to_zoned(madrid.tz().clone()));
 
     // Book it.
-    let booked = cita
+    let (booked, _) = cita
         .service
         .book(BookRequest {
             provider_id: ana,
@@ -80,8 +80,8 @@ async fn main() -> anyhow::Result<()> {
             notes: None,
             idempotency: None,
         })
-        .await
-        .outcome?;
+        .await;
+    let booked = booked?;
     println!(
         "booked {} at {}: {}",
         booked.id, booked.start, booked.status

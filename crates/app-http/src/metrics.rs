@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::http::error::ProblemCode;
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Latency buckets (seconds) for request histograms.
@@ -125,7 +127,32 @@ pub fn record_request(route: &str, method: &str, status: u16, elapsed: Duration)
     series.latency.record(elapsed.as_secs_f64());
 }
 
-/// Counts one booking request by outcome (`booked`, `slot_taken`, `replayed`, …).
-pub fn record_booking(outcome: &'static str) {
-    metrics::counter!("cita_bookings_total", "outcome" => outcome).increment(1);
+/// How one booking request ended: the `outcome` label of
+/// `cita_bookings_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingOutcome {
+    /// `booked`: a new appointment.
+    Booked,
+    /// `replayed`: an earlier answer under the same idempotency key, booking
+    /// or refusal alike.
+    Replayed,
+    /// The problem code it was refused or failed with (`slot_taken`,
+    /// `validation_failed`, `unavailable`, …).
+    Refused(ProblemCode),
+}
+
+impl BookingOutcome {
+    /// The label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Booked => "booked",
+            Self::Replayed => "replayed",
+            Self::Refused(code) => code.as_str(),
+        }
+    }
+}
+
+/// Counts one booking request by outcome.
+pub fn record_booking(outcome: BookingOutcome) {
+    metrics::counter!("cita_bookings_total", "outcome" => outcome.label()).increment(1);
 }

@@ -15,10 +15,19 @@
 //!   (`AppointmentStore`, `IdempotencyStore`, `SlotLock`) and
 //!   [`booking::BookingService`] with every use case.
 //! - [`events`]: the event envelope, the publishing ports, the outbox port and
-//!   the relay.
+//!   the relay. Its [`events::AppointmentSnapshot`] is the one wire shape of
+//!   an appointment: what events carry, what a country records and what the
+//!   HTTP API answers with.
 //! - [`country`]: the country side: [`country::CountryProcessor`] and
 //!   [`country::ConfirmationHandler`] over the `CountryStore` port.
 //! - [`clock`]: the `Clock` port.
+//!
+//! # Features
+//!
+//! - `utoipa`: OpenAPI schemas (`utoipa::ToSchema`) for the wire types the
+//!   HTTP API answers with ([`events::AppointmentSnapshot`],
+//!   [`booking::AppointmentStatus`]). The schema sits on the type whose serde
+//!   writes the JSON, so the two cannot drift; cita-http turns it on.
 
 pub mod booking;
 pub mod clock;

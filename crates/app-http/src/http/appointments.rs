@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cita_core::booking::{
     AppointmentQuery, AppointmentStatus, BookRequest, CancelReason, CancelRequest, Cursor,
-    FieldError, Fingerprint, IdempotencyKey, ListRequest, Notes, PageLimit, RescheduleRequest,
+    FieldError, Fingerprint, IdempotencyKey, ListRequest, Notes, PageLimit, Replay,
+    RescheduleRequest,
 };
 use cita_core::events::AppointmentSnapshot;
 use cita_core::ids::{AppointmentId, PatientId, ProviderId, Version};
@@ -17,15 +18,14 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::{IntoParams, PartialSchema, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem, appointment_not_found};
 use super::json::{JsonObject, OptionalJsonObject, typed};
 use super::params::{FromParam, Param, PathId, Problems, Query, Unknown};
-use super::time::{parse_instant, utc_millis};
+use super::time::parse_instant;
+use crate::metrics::{BookingOutcome, record_booking};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -40,95 +40,13 @@ pub fn router() -> Router<AppState> {
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 static REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-/// The schema of an appointment's status: the names of
-/// [`AppointmentStatus`] (`as_str`), enumerated.
-pub struct StatusSchema;
-
-impl PartialSchema for StatusSchema {
-    fn schema() -> RefOr<Schema> {
-        use AppointmentStatus as S;
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(
-                [S::Pending, S::Confirmed, S::Cancelled].map(S::as_str),
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for StatusSchema {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "AppointmentStatus".into()
-    }
-}
-
-/// An appointment as the API returns it (and as events carry it).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppointmentDto {
-    /// UUIDv7.
-    #[schema(format = Uuid, example = "0193a4c2-7b1e-7c3a-9f3e-2d4b5a6c7d8e")]
-    pub id: String,
-    /// The provider.
-    pub provider_id: String,
-    /// The patient.
-    pub patient_id: String,
-    /// The processing country.
-    pub country_iso: String,
-    /// UTC.
-    #[schema(format = DateTime, example = "2026-11-23T14:00:00Z")]
-    pub start: String,
-    /// UTC.
-    #[schema(format = DateTime, example = "2026-11-23T14:30:00Z")]
-    pub end: String,
-    /// `pending` until the country records it, then `confirmed`;
-    /// `cancelled` is final.
-    #[schema(value_type = StatusSchema)]
-    pub status: String,
-    /// 1 on booking, + 1 per reschedule or cancel.
-    pub version: u64,
-    /// Free text or null.
-    pub notes: Option<String>,
-    /// Why it was cancelled, or null.
-    pub cancel_reason: Option<String>,
-    /// UTC, milliseconds.
-    #[schema(format = DateTime, example = "2026-11-20T10:00:00.120Z")]
-    pub created_at: String,
-    /// UTC, milliseconds.
-    #[schema(format = DateTime, example = "2026-11-20T10:00:00.120Z")]
-    pub updated_at: String,
-}
-
-impl From<&AppointmentSnapshot> for AppointmentDto {
-    fn from(a: &AppointmentSnapshot) -> Self {
-        Self {
-            id: a.id.to_string(),
-            provider_id: a.provider_id.to_string(),
-            patient_id: a.patient_id.to_string(),
-            country_iso: a.country_iso.to_string(),
-            start: a.start.to_string(),
-            end: a.end.to_string(),
-            status: a.status.as_str().to_owned(),
-            version: a.version.get(),
-            notes: a.notes.clone(),
-            cancel_reason: a.cancel_reason.clone(),
-            created_at: utc_millis(a.created_at),
-            updated_at: utc_millis(a.updated_at),
-        }
-    }
-}
-
-fn dto(a: &cita_core::booking::Appointment) -> AppointmentDto {
-    AppointmentDto::from(&AppointmentSnapshot::from(a))
-}
-
 fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-fn appointment_response(status: StatusCode, a: &AppointmentDto, created: bool) -> Response {
+fn appointment_response(status: StatusCode, a: &AppointmentSnapshot, created: bool) -> Response {
     let mut headers = HeaderMap::new();
-    headers.insert(header::ETAG, etag(a.version));
+    headers.insert(header::ETAG, etag(a.version.get()));
     if created && let Ok(v) = HeaderValue::from_str(&format!("/v1/appointments/{}", a.id)) {
         headers.insert(header::LOCATION, v);
     }
@@ -227,7 +145,7 @@ fn fingerprint(body: &Value) -> Fingerprint {
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key with the same body within 24 h replays the first answer", example = "first-booking")),
     request_body = BookBody,
     responses(
-        (status = 201, description = "Booked (pending until the country records it)", body = AppointmentDto,
+        (status = 201, description = "Booked (pending until the country records it)", body = AppointmentSnapshot,
             headers(("Location" = String), ("ETag" = String), ("idempotent-replayed" = String, description = "`true` on a replay"))),
         (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "provider_not_found", body = Problem, content_type = "application/problem+json"),
@@ -258,36 +176,44 @@ pub async fn book(
                 })?,
         ),
     };
-    let fingerprint = key.as_ref().map(|_| fingerprint(&body));
+    let idempotency = key.map(|key| (key, fingerprint(&body)));
     let request = typed::<BookBody>(body).and_then(BookBody::try_into_domain);
-    let reply = match (request, key, fingerprint) {
-        (Ok(mut request), key, fingerprint) => {
-            request.idempotency = key.zip(fingerprint);
-            state.service.book(request).await
+    let (outcome, replay) = match (request, idempotency) {
+        (Ok(request), idempotency) => {
+            state
+                .service
+                .book(BookRequest {
+                    idempotency,
+                    ..request
+                })
+                .await
         }
-        (Err(errors), Some(key), Some(fingerprint)) => {
+        (Err(errors), Some((key, fingerprint))) => {
             state
                 .service
                 .refuse_invalid_booking(&key, &fingerprint, errors)
                 .await
         }
-        (Err(errors), _, _) => return Err(ApiError::validation(errors)),
+        (Err(errors), None) => return Err(ApiError::validation(errors)),
     };
-    let (outcome, mut response) = match reply.outcome {
-        Ok(snapshot) => (
-            "booked",
-            appointment_response(StatusCode::CREATED, &AppointmentDto::from(&snapshot), true),
+    let (booking, mut response) = match outcome {
+        Ok(appointment) => (
+            BookingOutcome::Booked,
+            appointment_response(StatusCode::CREATED, &appointment, true),
         ),
         Err(e) => {
             let e = ApiError::from(e);
-            (e.code().as_str(), e.into_response())
+            (BookingOutcome::Refused(e.code()), e.into_response())
         }
     };
-    crate::metrics::record_booking(if reply.replayed { "replayed" } else { outcome });
-    if reply.replayed {
-        response
-            .headers_mut()
-            .insert(REPLAYED.clone(), HeaderValue::from_static("true"));
+    match replay {
+        Replay::Fresh => record_booking(booking),
+        Replay::Replayed => {
+            record_booking(BookingOutcome::Replayed);
+            response
+                .headers_mut()
+                .insert(REPLAYED.clone(), HeaderValue::from_static("true"));
+        }
     }
     Ok(response)
 }
@@ -303,7 +229,7 @@ fn parse_id(id: &str) -> Result<AppointmentId, ApiError> {
     tag = "appointments",
     params(("id" = String, Path, description = "UUIDv7; a malformed id is 404")),
     responses(
-        (status = 200, description = "The appointment", body = AppointmentDto, headers(("ETag" = String))),
+        (status = 200, description = "The appointment", body = AppointmentSnapshot, headers(("ETag" = String))),
         (status = 404, description = "appointment_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "rate_limited", body = Problem, content_type = "application/problem+json"),
     )
@@ -315,7 +241,7 @@ pub async fn get_one(
     let appointment = state.service.get_appointment(parse_id(&id)?).await?;
     Ok(appointment_response(
         StatusCode::OK,
-        &dto(&appointment),
+        &AppointmentSnapshot::from(&appointment),
         false,
     ))
 }
@@ -338,7 +264,7 @@ pub struct ListParams {
     #[param(value_type = Option<String>, format = Date)]
     to: Option<Param<Date>>,
     /// Only appointments with this status.
-    #[param(value_type = Option<StatusSchema>)]
+    #[param(value_type = Option<AppointmentStatus>)]
     status: Option<Param<AppointmentStatus>>,
     /// 1–200, default 50.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
@@ -418,7 +344,7 @@ impl ListParams {
 #[serde(rename_all = "camelCase")]
 pub struct PageDto {
     /// Ordered by start, then id.
-    pub items: Vec<AppointmentDto>,
+    pub items: Vec<AppointmentSnapshot>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
@@ -442,7 +368,7 @@ pub async fn list(
     let request = params.try_into_domain().map_err(ApiError::validation)?;
     let page = state.service.list_appointments(request).await?;
     Ok(axum::Json(PageDto {
-        items: page.items.iter().map(dto).collect(),
+        items: page.items.iter().map(AppointmentSnapshot::from).collect(),
         next_cursor: page.next_cursor.map(|c| c.to_string()),
     }))
 }
@@ -484,7 +410,7 @@ pub struct RescheduleBody {
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "\"{version}\"")),
     request_body = RescheduleBody,
     responses(
-        (status = 200, description = "Rescheduled (pending again), or unchanged when the start is the same", body = AppointmentDto, headers(("ETag" = String))),
+        (status = 200, description = "Rescheduled (pending again), or unchanged when the start is the same", body = AppointmentSnapshot, headers(("ETag" = String))),
         (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "appointment_not_found, provider_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "appointment_cancelled, slot_taken, patient_busy", body = Problem, content_type = "application/problem+json"),
@@ -519,7 +445,7 @@ pub async fn reschedule(
         .await?;
     Ok(appointment_response(
         StatusCode::OK,
-        &dto(&outcome.appointment),
+        &AppointmentSnapshot::from(&outcome.appointment),
         false,
     ))
 }
@@ -544,7 +470,7 @@ pub struct CancelBody {
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "\"{version}\"")),
     request_body(content = Option<CancelBody>, description = "Optional: no body at all, or a JSON object"),
     responses(
-        (status = 200, description = "Cancelled (or already cancelled: unchanged)", body = AppointmentDto, headers(("ETag" = String))),
+        (status = 200, description = "Cancelled (or already cancelled: unchanged)", body = AppointmentSnapshot, headers(("ETag" = String))),
         (status = 400, description = "malformed_json", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "appointment_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "version_mismatch", body = Problem, content_type = "application/problem+json"),
@@ -582,7 +508,7 @@ pub async fn cancel(
         .await?;
     Ok(appointment_response(
         StatusCode::OK,
-        &dto(&outcome.appointment),
+        &AppointmentSnapshot::from(&outcome.appointment),
         false,
     ))
 }
@@ -590,29 +516,6 @@ pub async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_dto_serializes_exactly_like_the_event_snapshot() {
-        let t: Timestamp = "2026-11-23T14:00:00Z".parse().unwrap();
-        let snapshot = AppointmentSnapshot {
-            id: AppointmentId::new(),
-            provider_id: ProviderId::parse("ana").unwrap(),
-            patient_id: PatientId::parse("p1").unwrap(),
-            country_iso: CountryCode::PE,
-            start: t,
-            end: t + jiff::SignedDuration::from_mins(30),
-            status: AppointmentStatus::Pending,
-            version: Version::FIRST,
-            notes: Some("hola".into()),
-            cancel_reason: None,
-            created_at: "2026-11-20T10:00:00.12Z".parse().unwrap(),
-            updated_at: "2026-11-20T10:00:00Z".parse().unwrap(),
-        };
-        assert_eq!(
-            serde_json::to_value(AppointmentDto::from(&snapshot)).unwrap(),
-            serde_json::to_value(&snapshot).unwrap()
-        );
-    }
 
     #[test]
     fn fingerprints_ignore_key_order_and_whitespace() {

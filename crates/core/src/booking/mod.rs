@@ -22,7 +22,7 @@ pub use ports::{
 #[cfg(test)]
 pub use ports::{MockAppointmentStore, MockIdempotencyStore, MockSlotLock};
 pub use service::{
-    Availability, AvailabilityQuery, BookReply, BookRequest, BookingObserver, BookingService,
-    BookingSettings, CancelOutcome, CancelRequest, Cursor, CursorError, ListRequest, Page,
-    PageLimit, RescheduleOutcome, RescheduleRequest, SetProviderOutcome,
+    Availability, AvailabilityQuery, BookRequest, BookingObserver, BookingService, BookingSettings,
+    CancelOutcome, CancelRequest, Cursor, CursorError, ListRequest, Page, PageLimit, Replay,
+    RescheduleOutcome, RescheduleRequest, SetProviderOutcome,
 };

@@ -12,6 +12,7 @@ use crate::slots::BufferMinutes;
 
 /// Where an appointment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AppointmentStatus {
     /// Booked or rescheduled; the country has not recorded this version yet.

@@ -120,38 +120,77 @@ pub mod utc {
     }
 }
 
-/// The appointment as the API returns it, at one version: what events carry
-/// and what a country records.
+/// The appointment as the API returns it, at one version: the HTTP
+/// responses' body, what events carry and what a country records. One type,
+/// so the three cannot differ (EVENTS.md: "the appointment as the API
+/// returns it").
+///
+/// With the `utoipa` feature it is also its own OpenAPI schema, published
+/// under the name `AppointmentDto` that `/openapi.json` has always used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "utoipa",
+    schema(
+        as = AppointmentDto,
+        description = "An appointment as the API returns it (and as events carry it)."
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppointmentSnapshot {
     /// UUIDv7.
+    #[cfg_attr(
+        feature = "utoipa",
+        schema(value_type = String, format = Uuid, example = "0193a4c2-7b1e-7c3a-9f3e-2d4b5a6c7d8e")
+    )]
     pub id: AppointmentId,
     /// The provider.
+    #[cfg_attr(feature = "utoipa", schema(value_type = String))]
     pub provider_id: ProviderId,
     /// The patient.
+    #[cfg_attr(feature = "utoipa", schema(value_type = String))]
     pub patient_id: PatientId,
     /// The processing country.
+    #[cfg_attr(feature = "utoipa", schema(value_type = String))]
     pub country_iso: CountryCode,
-    /// Start, UTC.
+    /// UTC.
     #[serde(with = "utc")]
+    #[cfg_attr(
+        feature = "utoipa",
+        schema(value_type = String, format = DateTime, example = "2026-11-23T14:00:00Z")
+    )]
     pub start: Timestamp,
-    /// End, UTC.
+    /// UTC.
     #[serde(with = "utc")]
+    #[cfg_attr(
+        feature = "utoipa",
+        schema(value_type = String, format = DateTime, example = "2026-11-23T14:30:00Z")
+    )]
     pub end: Timestamp,
-    /// `pending`, `confirmed` or `cancelled`.
+    /// `pending` until the country records it, then `confirmed`;
+    /// `cancelled` is final.
     pub status: AppointmentStatus,
-    /// The version this snapshot shows.
+    /// 1 on booking, + 1 per reschedule or cancel (a confirmation does not
+    /// change it).
+    #[cfg_attr(feature = "utoipa", schema(value_type = u64))]
     pub version: Version,
-    /// Free text or `null`.
+    /// Free text or null.
     pub notes: Option<String>,
-    /// Why it was cancelled, or `null`.
+    /// Why it was cancelled, or null.
     pub cancel_reason: Option<String>,
-    /// When it was booked.
+    /// When it was booked: UTC, milliseconds.
     #[serde(with = "millis")]
+    #[cfg_attr(
+        feature = "utoipa",
+        schema(value_type = String, format = DateTime, example = "2026-11-20T10:00:00.120Z")
+    )]
     pub created_at: Timestamp,
-    /// When it last changed.
+    /// When it last changed: UTC, milliseconds.
     #[serde(with = "millis")]
+    #[cfg_attr(
+        feature = "utoipa",
+        schema(value_type = String, format = DateTime, example = "2026-11-20T10:00:00.120Z")
+    )]
     pub updated_at: Timestamp,
 }
 

@@ -52,33 +52,28 @@ impl BookRequest {
     }
 }
 
-/// The answer to a booking: the appointment or why not, and whether it is a
-/// replay of an earlier answer under the same idempotency key.
-#[derive(Debug)]
-pub struct BookReply {
-    /// The appointment as booked, or the refusal.
-    pub outcome: Result<AppointmentSnapshot, BookError>,
-    /// Whether this answer was remembered rather than computed now.
-    pub replayed: bool,
+/// Whether a booking's answer was worked out for this request or is the one
+/// remembered under its idempotency key (the API then says
+/// `idempotent-replayed: true`). Refusals are replayed as well as bookings,
+/// so the flag stands beside the whole [`Result`], not inside its success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Worked out now.
+    Fresh,
+    /// The answer of an earlier request with the same key and body.
+    Replayed,
 }
 
-impl BookReply {
-    fn fresh(outcome: Result<AppointmentSnapshot, BookError>) -> Self {
-        Self {
-            outcome,
-            replayed: false,
-        }
-    }
+/// The appointment as booked or the refusal, and whether it is a replay.
+type BookReply = (Result<AppointmentSnapshot, BookError>, Replay);
 
-    fn replay(outcome: &IdempotentOutcome) -> Self {
-        Self {
-            outcome: match outcome {
-                IdempotentOutcome::Booked { appointment } => Ok(appointment.clone()),
-                IdempotentOutcome::Refused { refusal } => Err(BookError::from_refusal(refusal)),
-            },
-            replayed: true,
-        }
-    }
+/// The remembered answer, as a replay.
+fn replay(outcome: &IdempotentOutcome) -> BookReply {
+    let answer = match outcome {
+        IdempotentOutcome::Booked { appointment } => Ok(appointment.clone()),
+        IdempotentOutcome::Refused { refusal } => Err(BookError::from_refusal(refusal)),
+    };
+    (answer, Replay::Replayed)
 }
 
 impl BookingService {
@@ -87,13 +82,19 @@ impl BookingService {
     /// horizon, the provider is free (buffers included), the patient is free.
     /// With an idempotency key, the answer (success or refusal, never a
     /// failure) is remembered and replayed.
-    pub async fn book(&self, request: BookRequest) -> BookReply {
+    ///
+    /// Returns the appointment as booked (the API's body) or why not, and
+    /// beside it whether this answer is a [`Replay`].
+    pub async fn book(
+        &self,
+        request: BookRequest,
+    ) -> (Result<AppointmentSnapshot, BookError>, Replay) {
         // The id is chosen before the key is reserved and stored with it: a
         // retry of a request whose answer was lost (a crash between the
         // booking's commit and the key's completion) finds the appointment.
         let id = AppointmentId::new();
         match request.idempotency.clone() {
-            None => BookReply::fresh(self.book_once(&request, id).await),
+            None => (self.book_once(&request, id).await, Replay::Fresh),
             Some((key, fingerprint)) => {
                 self.idempotent(&key, &fingerprint, Some(id), self.book_once(&request, id))
                     .await
@@ -103,13 +104,15 @@ impl BookingService {
 
     /// Answers a booking request that failed validation before it could be
     /// built, remembering the refusal under its idempotency key like any
-    /// other refusal (the API replays 4xx answers too).
+    /// other refusal (the API replays 4xx answers too). Answers like
+    /// [`Self::book`]: the refusal ([`BookError::Invalid`], or whatever was
+    /// remembered under the key) and whether it is a [`Replay`].
     pub async fn refuse_invalid_booking(
         &self,
         key: &IdempotencyKey,
         fingerprint: &Fingerprint,
         errors: Vec<FieldError>,
-    ) -> BookReply {
+    ) -> (Result<AppointmentSnapshot, BookError>, Replay) {
         self.idempotent(key, fingerprint, None, async {
             Err(BookError::Invalid(errors))
         })
@@ -139,7 +142,7 @@ impl BookingService {
                 )
                 .await;
             let unanswered = match reservation {
-                Err(e) => return BookReply::fresh(Err(e.into())),
+                Err(e) => return (Err(e.into()), Replay::Fresh),
                 Ok(Reservation::Reserved { replaced }) => {
                     // An attempt of this request that was never answered
                     // may have booked before it was abandoned.
@@ -153,10 +156,10 @@ impl BookingService {
                     }
                 }
                 Ok(Reservation::Existing(record)) if record.fingerprint != *fingerprint => {
-                    return BookReply::fresh(Err(BookError::IdempotencyKeyReused));
+                    return (Err(BookError::IdempotencyKeyReused), Replay::Fresh);
                 }
                 Ok(Reservation::Existing(record)) => match record.state {
-                    IdempotencyState::Done(outcome) => return BookReply::replay(&outcome),
+                    IdempotencyState::Done(outcome) => return replay(&outcome),
                     IdempotencyState::InProgress => record.appointment,
                 },
             };
@@ -170,14 +173,17 @@ impl BookingService {
                 match self.booked_earlier(key, id).await {
                     Ok(Some(reply)) => return reply,
                     Ok(None) => {}
-                    Err(e) => return BookReply::fresh(Err(e.into())),
+                    Err(e) => return (Err(e.into()), Replay::Fresh),
                 }
             }
             if giving_up {
-                return BookReply::fresh(Err(anyhow::anyhow!(
-                    "a request with this idempotency key is still in progress"
-                )
-                .into()));
+                return (
+                    Err(anyhow::anyhow!(
+                        "a request with this idempotency key is still in progress"
+                    )
+                    .into()),
+                    Replay::Fresh,
+                );
             }
             self.clock.sleep(POLL).await;
             waited += POLL;
@@ -201,7 +207,7 @@ impl BookingService {
             // appointment booked under the key (or books, if there is none).
             self.observer.idempotency_unavailable(&e);
         }
-        BookReply::fresh(outcome)
+        (outcome, Replay::Fresh)
     }
 
     /// If an earlier attempt under `key` booked appointment `id`, remembers
@@ -220,7 +226,7 @@ impl BookingService {
         if let Err(e) = self.idempotency.complete(key, &outcome).await {
             self.observer.idempotency_unavailable(&e);
         }
-        Ok(Some(BookReply::replay(&outcome)))
+        Ok(Some(replay(&outcome)))
     }
 
     /// Answers a failure while this request holds `key`, releasing it so a
@@ -229,7 +235,7 @@ impl BookingService {
         if let Err(e) = self.idempotency.release(key).await {
             self.observer.idempotency_unavailable(&e);
         }
-        BookReply::fresh(Err(error.into()))
+        (Err(error.into()), Replay::Fresh)
     }
 
     async fn book_once(

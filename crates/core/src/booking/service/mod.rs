@@ -15,7 +15,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 pub use availability::{Availability, AvailabilityQuery};
-pub use book::{BookReply, BookRequest};
+pub use book::{BookRequest, Replay};
 pub use cancel::{CancelOutcome, CancelRequest};
 pub use providers::SetProviderOutcome;
 pub use queries::{Cursor, CursorError, ListRequest, Page, PageLimit};

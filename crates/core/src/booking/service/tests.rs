@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::anyhow;
 use jiff::{SignedDuration, Timestamp};
 
-use super::{BookingObserver, BookingService, BookingSettings, POLL};
+use super::{BookingObserver, BookingService, BookingSettings, POLL, Replay};
 use crate::booking::{
     Appointment, AppointmentStatus, AppointmentWriteError, AvailabilityError, AvailabilityQuery,
     BookError, BookRefusal, BookRequest, CancelError, CancelReason, CancelRequest, Fingerprint,
@@ -292,10 +292,10 @@ async fn book_insert_failure_is_unexpected_and_releases_the_idempotency_key() {
         .returning(|_| Ok(()));
     let service = ports.service();
 
-    let reply = service.book(request).await;
+    let (outcome, replay) = service.book(request).await;
 
-    assert!(!reply.replayed);
-    match reply.outcome {
+    assert_eq!(replay, Replay::Fresh);
+    match outcome {
         Err(BookError::Unexpected(e)) => assert_eq!(e.to_string(), "connection reset by peer"),
         other => panic!("expected Unexpected, got {other:?}"),
     }
@@ -316,9 +316,9 @@ async fn book_provider_store_failure_attempts_no_write() {
     ports.lock = Some(lock);
     let service = ports.service();
 
-    let reply = service.book(request()).await;
+    let (outcome, _) = service.book(request()).await;
 
-    match reply.outcome {
+    match outcome {
         Err(BookError::Unexpected(e)) => assert_eq!(e.to_string(), "providers table unreachable"),
         other => panic!("expected Unexpected, got {other:?}"),
     }
@@ -739,9 +739,9 @@ async fn lock_outage_books_through_the_store_and_tells_the_observer() {
     let observer = Arc::clone(&ports.observer);
     let service = ports.service();
 
-    let reply = service.book(request()).await;
+    let (outcome, _) = service.book(request()).await;
 
-    let snapshot = reply.outcome.expect("booked without the lock");
+    let snapshot = outcome.expect("booked without the lock");
     assert_eq!(snapshot.start, slot());
     assert_eq!(snapshot.version, Version::FIRST);
     assert_eq!(observer.lock_outages(), vec!["redis: connection refused"]);
@@ -770,12 +770,12 @@ async fn lock_held_elsewhere_waits_lock_wait_then_the_store_decides() {
     let sleeps = Arc::clone(&ports.sleeps);
     let service = ports.service();
 
-    let reply = service.book(request()).await;
+    let (outcome, _) = service.book(request()).await;
 
     assert!(
-        matches!(reply.outcome, Err(BookError::SlotTaken)),
+        matches!(outcome, Err(BookError::SlotTaken)),
         "{:?}",
-        reply.outcome
+        outcome
     );
     assert_eq!(sleeps.load(Ordering::SeqCst), 4);
     // A busy lock is contention, not an outage.
@@ -822,9 +822,9 @@ async fn lock_is_released_with_the_token_that_took_it_after_booking() {
         });
     let service = ports.service();
 
-    let reply = service.book(request()).await;
+    let (outcome, _) = service.book(request()).await;
 
-    assert!(reply.outcome.is_ok(), "{:?}", reply.outcome);
+    assert!(outcome.is_ok(), "{:?}", outcome);
     assert_eq!(
         *journal.lock().expect("not poisoned"),
         vec!["acquire", "insert", "release"]
@@ -855,12 +855,12 @@ async fn lock_is_released_when_the_insert_fails() {
         .returning(|_, _| Err(store_failure("connection reset by peer")));
     let service = ports.service();
 
-    let reply = service.book(request()).await;
+    let (outcome, _) = service.book(request()).await;
 
     assert!(
-        matches!(reply.outcome, Err(BookError::Unexpected(_))),
+        matches!(outcome, Err(BookError::Unexpected(_))),
         "{:?}",
-        reply.outcome
+        outcome
     );
 }
 
@@ -906,13 +906,13 @@ async fn idempotency_key_reused_with_another_request_books_nothing() {
     no_booking_attempted(&mut ports);
     let service = ports.service();
 
-    let reply = service.book(keyed(request(), "k-reused")).await;
+    let (outcome, replay) = service.book(keyed(request(), "k-reused")).await;
 
-    assert!(!reply.replayed);
+    assert_eq!(replay, Replay::Fresh);
     assert!(
-        matches!(reply.outcome, Err(BookError::IdempotencyKeyReused)),
+        matches!(outcome, Err(BookError::IdempotencyKeyReused)),
         "{:?}",
-        reply.outcome
+        outcome
     );
 }
 
@@ -931,10 +931,10 @@ async fn idempotent_replay_answers_the_stored_booking_without_the_stores() {
     no_booking_attempted(&mut ports);
     let service = ports.service();
 
-    let reply = service.book(request).await;
+    let (outcome, replay) = service.book(request).await;
 
-    assert!(reply.replayed);
-    assert_eq!(reply.outcome.expect("the stored booking"), stored);
+    assert_eq!(replay, Replay::Replayed);
+    assert_eq!(outcome.expect("the stored booking"), stored);
 }
 
 #[tokio::test]
@@ -952,13 +952,13 @@ async fn idempotent_replay_of_a_refusal_answers_the_same_refusal() {
     no_booking_attempted(&mut ports);
     let service = ports.service();
 
-    let reply = service.book(request).await;
+    let (outcome, replay) = service.book(request).await;
 
-    assert!(reply.replayed);
+    assert_eq!(replay, Replay::Replayed);
     assert!(
-        matches!(reply.outcome, Err(BookError::TooSoon { earliest: e }) if e == earliest),
+        matches!(outcome, Err(BookError::TooSoon { earliest: e }) if e == earliest),
         "{:?}",
-        reply.outcome
+        outcome
     );
 }
 
@@ -992,13 +992,13 @@ async fn a_refusal_is_remembered_under_its_key() {
     ports.idempotency.expect_release().times(0);
     let service = ports.service();
 
-    let reply = service.book(keyed(request(), "k-busy")).await;
+    let (outcome, replay) = service.book(keyed(request(), "k-busy")).await;
 
-    assert!(!reply.replayed);
+    assert_eq!(replay, Replay::Fresh);
     assert!(
-        matches!(reply.outcome, Err(BookError::PatientBusy)),
+        matches!(outcome, Err(BookError::PatientBusy)),
         "{:?}",
-        reply.outcome
+        outcome
     );
 }
 
@@ -1030,9 +1030,9 @@ async fn a_booking_is_remembered_under_its_key() {
     ports.idempotency.expect_release().times(0);
     let service = ports.service();
 
-    let reply = service.book(keyed(request(), "k-ok")).await;
+    let (outcome, _) = service.book(keyed(request(), "k-ok")).await;
 
-    let snapshot = reply.outcome.expect("booked");
+    let snapshot = outcome.expect("booked");
     assert_eq!(
         *remembered.lock().expect("not poisoned"),
         Some(IdempotentOutcome::Booked {
@@ -1066,9 +1066,9 @@ async fn a_booking_stands_when_its_key_cannot_be_completed() {
     let observer = Arc::clone(&ports.observer);
     let service = ports.service();
 
-    let reply = service.book(keyed(request(), "k-complete-fails")).await;
+    let (outcome, _) = service.book(keyed(request(), "k-complete-fails")).await;
 
-    assert_eq!(reply.outcome.expect("booked").start, slot());
+    assert_eq!(outcome.expect("booked").start, slot());
     assert_eq!(
         observer.idempotency_outages(),
         vec!["idempotency table unreachable"]
@@ -1128,11 +1128,11 @@ async fn a_retry_within_the_lease_replays_the_booking_a_crash_left_unanswered() 
     let sleeps = Arc::clone(&ports.sleeps);
     let service = ports.service();
 
-    let reply = service.book(request).await;
+    let (outcome, replay) = service.book(request).await;
 
-    assert!(reply.replayed);
+    assert_eq!(replay, Replay::Replayed);
     assert_eq!(
-        reply.outcome.expect("the earlier booking"),
+        outcome.expect("the earlier booking"),
         AppointmentSnapshot::from(&earlier)
     );
     assert_eq!(sleeps.load(Ordering::SeqCst), 0, "nothing to wait for");
@@ -1163,10 +1163,10 @@ async fn a_retry_after_the_lease_replays_the_booking_a_crash_left_unanswered() {
     no_booking_attempted(&mut ports);
     let service = ports.service();
 
-    let reply = service.book(request).await;
+    let (outcome, replay) = service.book(request).await;
 
-    assert!(reply.replayed);
-    assert_eq!(reply.outcome.expect("the earlier booking").id, earlier.id);
+    assert_eq!(replay, Replay::Replayed);
+    assert_eq!(outcome.expect("the earlier booking").id, earlier.id);
 }
 
 #[tokio::test]
@@ -1212,10 +1212,10 @@ async fn a_retry_books_when_the_abandoned_attempt_booked_nothing() {
         .returning(|_, _| Ok(()));
     let service = ports.service();
 
-    let reply = service.book(request).await;
+    let (outcome, replay) = service.book(request).await;
 
-    assert!(!reply.replayed);
-    let booked = reply.outcome.expect("booked anew");
+    assert_eq!(replay, Replay::Fresh);
+    let booked = outcome.expect("booked anew");
     assert_eq!(Some(booked.id), *inserted.lock().expect("not poisoned"));
     assert_eq!(
         Some(booked.id),
@@ -1246,12 +1246,12 @@ async fn a_duplicate_waiting_for_a_live_attempt_looks_for_its_booking_twice_only
     let sleeps = Arc::clone(&ports.sleeps);
     let service = ports.service();
 
-    let reply = service.book(request).await;
+    let (outcome, _) = service.book(request).await;
 
     assert!(
-        matches!(reply.outcome, Err(BookError::Unexpected(_))),
+        matches!(outcome, Err(BookError::Unexpected(_))),
         "{:?}",
-        reply.outcome
+        outcome
     );
     assert!(sleeps.load(Ordering::SeqCst) > 2, "it polled the record");
 }
@@ -1290,10 +1290,10 @@ async fn another_request_under_an_abandoned_key_does_not_take_its_booking() {
         .returning(|_, _| Ok(()));
     let service = ports.service();
 
-    let reply = service.book(request).await;
+    let (outcome, replay) = service.book(request).await;
 
-    assert!(!reply.replayed);
-    assert!(reply.outcome.is_ok(), "{:?}", reply.outcome);
+    assert_eq!(replay, Replay::Fresh);
+    assert!(outcome.is_ok(), "{:?}", outcome);
 }
 
 // ------------------------------------------------- overlaps are the store's
@@ -1311,9 +1311,9 @@ async fn book_reads_no_appointments_and_leaves_overlaps_to_the_store() {
         .returning(|_, _| Ok(()));
     let service = ports.service();
 
-    let reply = service.book(request()).await;
+    let (outcome, _) = service.book(request()).await;
 
-    assert!(reply.outcome.is_ok(), "{:?}", reply.outcome);
+    assert!(outcome.is_ok(), "{:?}", outcome);
 }
 
 #[tokio::test]
@@ -1328,11 +1328,11 @@ async fn book_answers_the_stores_refusal() {
         .returning(|_, _| Err(AppointmentWriteError::SlotTaken));
     let service = ports.service();
 
-    let reply = service.book(request()).await;
+    let (outcome, _) = service.book(request()).await;
 
     assert!(
-        matches!(reply.outcome, Err(BookError::SlotTaken)),
+        matches!(outcome, Err(BookError::SlotTaken)),
         "{:?}",
-        reply.outcome
+        outcome
     );
 }
